@@ -1,0 +1,99 @@
+//! The server's typed configuration, validated before anything starts.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::keys::Alg;
+use crate::secrets::VerifierLimits;
+
+/// The issuer identifier (RFC 8414 §2): an `https` URL (or `http` for loopback and development)
+/// without query or fragment. It appears in tokens and discovery exactly as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuer(String);
+
+impl Issuer {
+    /// Validate an issuer URL.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let rest = s
+            .strip_prefix("https://")
+            .or_else(|| s.strip_prefix("http://"))
+            .ok_or_else(|| format!("issuer '{s}' must start with https:// (or http://)"))?;
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(format!("issuer '{s}' has no host"));
+        }
+        if s.contains('?') || s.contains('#') {
+            return Err(format!(
+                "issuer '{s}' must not have a query or fragment (RFC 8414 §2)"
+            ));
+        }
+        if s.bytes().any(|b| !(0x21..=0x7E).contains(&b)) {
+            return Err(format!(
+                "issuer '{s}' contains spaces or non-ASCII characters"
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The issuer exactly as configured.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// An endpoint URL under the issuer.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.0.trim_end_matches('/'), path)
+    }
+}
+
+impl fmt::Display for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where the master key comes from.
+#[derive(Clone)]
+pub enum MasterKeySource {
+    /// The base64 value itself (`--master-key` / `TESSERA_MASTER_KEY`).
+    Value(String),
+    /// A key file, created with mode 0600 if missing.
+    File(PathBuf),
+}
+
+impl fmt::Debug for MasterKeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Value(_) => f.write_str("Value(<redacted>)"),
+            Self::File(p) => f.debug_tuple("File").field(p).finish(),
+        }
+    }
+}
+
+/// Everything `tessera serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// The issuer; `None` means `http://<bound address>`.
+    pub issuer: Option<Issuer>,
+    /// `sqlite://…`.
+    pub database_url: String,
+    /// Algorithm for newly generated signing keys.
+    pub signing_alg: Alg,
+    /// The master key that seals signing keys.
+    pub master_key: MasterKeySource,
+    /// How often to look for changes made by the CLI or other replicas.
+    pub refresh_interval: Duration,
+    /// `max-age` of `/jwks.json`.
+    pub jwks_max_age: u32,
+    /// argon2id concurrency and cache bounds.
+    pub verifier_limits: VerifierLimits,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest accepted request head (request line and headers), in bytes (≥ 8192).
+    pub max_header_bytes: usize,
+    /// How long SIGTERM waits for in-flight requests.
+    pub shutdown_grace: Duration,
+}

@@ -1,0 +1,73 @@
+//! RFC 6749 §5.2 error responses.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::oauth::{ErrorCode, OAuthError};
+
+/// The one error type at the HTTP edge.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// The protocol error.
+    pub error: OAuthError,
+}
+
+impl From<OAuthError> for ApiError {
+    fn from(error: OAuthError) -> Self {
+        let status = match error.code {
+            ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self { status, error }
+    }
+}
+
+impl ApiError {
+    /// An error with an explicit status (413, 405, 404).
+    pub fn with_status(status: StatusCode, error: OAuthError) -> Self {
+        Self { status, error }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": self.error.code.as_str(),
+            "error_description": self.error.description,
+        });
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if self.status == StatusCode::UNAUTHORIZED && self.error.basic_challenge {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"tessera\", charset=\"UTF-8\""),
+            );
+        }
+        if let Some(secs) = self.error.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+pub(super) async fn method_not_allowed() -> Response {
+    let mut r = ApiError::with_status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        OAuthError::invalid_request("the token endpoint accepts POST only"),
+    )
+    .into_response();
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    r
+}
+
+pub(super) async fn not_found() -> Response {
+    let body = serde_json::json!({"error": "not_found", "error_description": "no such endpoint"});
+    (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+}

@@ -1,0 +1,35 @@
+//! Liveness and readiness.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+
+/// Alive: the process answers HTTP.
+pub(super) async fn healthz() -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({"status": "ok"})),
+    )
+        .into_response()
+}
+
+/// Ready: the database answers within a second and a signing key is loaded (the registry cannot
+/// exist without one).
+pub(super) async fn readyz(State(app): State<AppState>) -> Response {
+    match app.registry.store().ping(Duration::from_secs(1)).await {
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ready", "signing_kid": app.registry.key_ring().signer.kid().0})),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "not ready", "reason": "database unreachable"})),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,64 @@
+//! The HTTP surface: axum routes, the RFC 6749 error responses, and the listener. Knows nothing
+//! about SQL; protocol decisions are delegated to `oauth/`.
+
+mod discovery;
+mod error;
+mod health;
+mod jwks;
+mod serve;
+mod token;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::clock::Clock;
+use crate::config::Issuer;
+use crate::oauth::Audience;
+use crate::registry::Registry;
+use crate::secrets::CredentialVerifier;
+
+pub use error::ApiError;
+pub use serve::{serve, ServeLimits};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Clients and keys.
+    pub registry: Arc<Registry>,
+    /// Secret verification with its cache.
+    pub verifier: Arc<CredentialVerifier>,
+    /// The issuer.
+    pub issuer: Issuer,
+    /// `aud` for clients with no audiences registered: the issuer.
+    pub fallback_audience: Audience,
+    /// `Cache-Control: max-age` for the JWKS.
+    pub jwks_max_age: u32,
+    /// Time.
+    pub clock: Clock,
+}
+
+/// The router with every endpoint, with the body limit applied.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route(
+            "/oauth/token",
+            post(token::token).fallback(error::method_not_allowed),
+        )
+        .route("/jwks.json", get(jwks::jwks))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::metadata),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::metadata),
+        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(error::not_found)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}

@@ -1,0 +1,52 @@
+//! The RFC 9068 JWT access-token claims.
+
+use serde::Serialize;
+
+use crate::oauth::{Client, Grant};
+
+/// The claims of an access token (RFC 9068 §2.2).
+#[derive(Debug, Serialize)]
+pub struct AccessTokenClaims<'a> {
+    /// Issuer, exactly as configured.
+    pub iss: &'a str,
+    /// Subject: the client id (there is no end user in client credentials).
+    pub sub: &'a str,
+    /// Audience.
+    pub aud: &'a str,
+    /// Expiry.
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Not before.
+    pub nbf: i64,
+    /// Unique token id (128 random bits), for revocation.
+    pub jti: &'a str,
+    /// The client id.
+    pub client_id: &'a str,
+    /// Granted scopes, space separated.
+    pub scope: &'a str,
+}
+
+impl<'a> AccessTokenClaims<'a> {
+    /// Claims for `client` and `grant`, issued at `now`.
+    pub fn new(
+        issuer: &'a str,
+        client: &'a Client,
+        grant: &'a Grant,
+        scope: &'a str,
+        jti: &'a str,
+        now: i64,
+    ) -> Self {
+        Self {
+            iss: issuer,
+            sub: client.id.as_str(),
+            aud: grant.audience.as_str(),
+            exp: now + i64::from(grant.lifetime),
+            iat: now,
+            nbf: now,
+            jti,
+            client_id: client.id.as_str(),
+            scope,
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! A registered machine client, as the protocol sees it.
+
+use std::fmt;
+
+use crate::oauth::ScopeSet;
+use crate::secrets::SecretHash;
+
+/// A client identifier. Server-generated ids are `tc_` plus 22 base64url characters; the parser
+/// accepts any printable ASCII without space up to 128 bytes, so that ids survive the RFC 6749
+/// §2.3.1 form-encoding unchanged.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(String);
+
+impl ClientId {
+    /// Parse a client id.
+    pub fn parse(s: &str) -> Option<Self> {
+        let ok = !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| (0x21..=0x7E).contains(&b));
+        ok.then(|| Self(s.to_owned()))
+    }
+
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        Self(format!("tc_{}", crate::random::base64url(16)))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClientId({})", self.0)
+    }
+}
+
+/// An audience (RFC 8707 resource indicator or logical name). Absolute URIs are expected but any
+/// printable ASCII without space is accepted, as RFC 7519 `aud` is a StringOrURI.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Audience(String);
+
+impl Audience {
+    /// Parse an audience value.
+    pub fn parse(s: &str) -> Option<Self> {
+        let ok = !s.is_empty() && s.len() <= 512 && s.bytes().all(|b| (0x21..=0x7E).contains(&b));
+        ok.then(|| Self(s.to_owned()))
+    }
+
+    /// The audience as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Audience {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The id of one secret of a client (a client has several during a rotation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SecretId(pub String);
+
+impl SecretId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        Self(format!("ts_{}", crate::random::base64url(9)))
+    }
+}
+
+/// A secret as stored: its id, argon2id hash and validity window (unix seconds).
+#[derive(Debug, Clone)]
+pub struct StoredSecret {
+    /// The secret's id.
+    pub id: SecretId,
+    /// argon2id PHC string.
+    pub hash: SecretHash,
+    /// When it was created.
+    pub created_at: i64,
+    /// When it stops working, if ever.
+    pub expires_at: Option<i64>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<i64>,
+}
+
+impl StoredSecret {
+    /// Whether the secret authenticates at `now`.
+    pub fn is_usable(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+/// A registered client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// Its id (`sub` and `client_id` of its tokens).
+    pub id: ClientId,
+    /// Human name.
+    pub name: String,
+    /// Scopes it may request; also what it gets when it asks for none.
+    pub scopes: ScopeSet,
+    /// Audiences it may request; the first is the default.
+    pub audiences: Vec<Audience>,
+    /// Access-token lifetime in seconds.
+    pub token_ttl: u32,
+    /// Disabled clients cannot authenticate.
+    pub enabled: bool,
+    /// Its secrets, including revoked and expired ones.
+    pub secrets: Vec<StoredSecret>,
+    /// Creation time, unix seconds.
+    pub created_at: i64,
+    /// Last change, unix seconds.
+    pub updated_at: i64,
+}
+
+impl Client {
+    /// The secrets that authenticate at `now`.
+    pub fn usable_secrets(&self, now: i64) -> impl Iterator<Item = &StoredSecret> {
+        self.secrets.iter().filter(move |s| s.is_usable(now))
+    }
+
+    /// Whether the secret with this id authenticates at `now`.
+    pub fn secret_usable(&self, id: &SecretId, now: i64) -> bool {
+        self.secrets.iter().any(|s| &s.id == id && s.is_usable(now))
+    }
+}

@@ -1,0 +1,101 @@
+//! RFC 6749 §5.2 error codes, plus RFC 8707's `invalid_target`.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// The `error` value of an RFC 6749 §5.2 error response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// Malformed request: missing or repeated parameter, wrong content type, two auth methods.
+    InvalidRequest,
+    /// Client authentication failed: unknown client, wrong secret, disabled client, no auth.
+    InvalidClient,
+    /// The client may not use this grant type.
+    UnauthorizedClient,
+    /// The grant type is not supported by this server.
+    UnsupportedGrantType,
+    /// A requested scope is not allowed for the client, or the scope is malformed.
+    InvalidScope,
+    /// RFC 8707 §2: the requested resource or audience is not allowed for the client.
+    InvalidTarget,
+    /// The server is overloaded or its database is unreachable; retry later.
+    TemporarilyUnavailable,
+    /// An unexpected failure on the server side (never caused by input).
+    ServerError,
+}
+
+impl ErrorCode {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::InvalidTarget => "invalid_target",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::ServerError => "server_error",
+        }
+    }
+}
+
+/// A protocol error: the code, a human description that never contains a secret, and what the
+/// HTTP layer needs to answer it correctly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    /// The RFC 6749 error code.
+    pub code: ErrorCode,
+    /// `error_description`: fixed text or names of scopes/audiences, never a credential.
+    pub description: Cow<'static, str>,
+    /// The client tried HTTP Basic authentication, so a 401 must carry `WWW-Authenticate: Basic`
+    /// (RFC 6749 §5.2).
+    pub basic_challenge: bool,
+    /// Seconds for `Retry-After` on `temporarily_unavailable`.
+    pub retry_after: Option<u32>,
+}
+
+impl OAuthError {
+    /// An error with a description.
+    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+            basic_challenge: false,
+            retry_after: None,
+        }
+    }
+
+    /// `invalid_request`.
+    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, description)
+    }
+
+    /// `invalid_client` with the description every authentication failure shares, so that the
+    /// answer does not tell an attacker whether the client id or the secret was wrong.
+    pub fn invalid_client() -> Self {
+        Self::new(ErrorCode::InvalidClient, "client authentication failed")
+    }
+
+    /// `temporarily_unavailable` with a `Retry-After`.
+    pub fn unavailable(description: impl Into<Cow<'static, str>>, retry_after: u32) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(ErrorCode::TemporarilyUnavailable, description)
+        }
+    }
+
+    /// Mark that the client used (or tried) HTTP Basic authentication.
+    pub fn with_basic_challenge(mut self, basic: bool) -> Self {
+        self.basic_challenge = basic;
+        self
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.description)
+    }
+}
+
+impl std::error::Error for OAuthError {}

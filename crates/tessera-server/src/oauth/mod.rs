@@ -1,0 +1,18 @@
+//! The OAuth 2.0 protocol rules of the token endpoint, independent of HTTP.
+//!
+//! Everything here works on bytes and typed values; `http/` turns requests into these inputs and
+//! these errors into responses.
+
+pub mod access_token;
+pub mod client;
+pub mod client_auth;
+pub mod error;
+pub mod form;
+pub mod grant;
+pub mod scope;
+
+pub use client::{Audience, Client, ClientId, SecretId, StoredSecret};
+pub use client_auth::{AuthMethod, ClientCredentials};
+pub use error::{ErrorCode, OAuthError};
+pub use grant::{Grant, TokenRequest};
+pub use scope::{Scope, ScopeSet};

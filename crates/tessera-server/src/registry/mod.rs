@@ -1,0 +1,216 @@
+//! What a running server knows: the clients and the key ring, held in memory and refreshed from
+//! the store when its change counter moves.
+//!
+//! The hot path (the token endpoint) never waits on the database: it reads an `Arc` snapshot.
+//! A background task polls `meta.revision` every refresh interval (default 2 s), which bounds how
+//! long a change made by the CLI or another replica takes to reach this server.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::keys::{self, Alg, KeyRing, MasterKey, StoredKey};
+use crate::oauth::{Client, ScopeSet};
+use crate::secrets::CredentialVerifier;
+use crate::store::{Store, StoreError};
+
+/// Why the registry could not load.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The keys could not be opened or parsed.
+    #[error(transparent)]
+    Keys(#[from] keys::KeyRingError),
+    /// Key generation failed.
+    #[error(transparent)]
+    Generate(#[from] keys::SignError),
+    /// Sealing the new key failed.
+    #[error(transparent)]
+    Master(#[from] keys::MasterKeyError),
+}
+
+/// See the module documentation.
+pub struct Registry {
+    store: Store,
+    master: MasterKey,
+    clock: Clock,
+    verifier: Arc<CredentialVerifier>,
+    clients: RwLock<Arc<HashMap<String, Arc<Client>>>>,
+    stored_keys: RwLock<Arc<Vec<StoredKey>>>,
+    ring: RwLock<Arc<KeyRing>>,
+    revision: AtomicI64,
+    db_ok: AtomicBool,
+}
+
+impl Registry {
+    /// Load clients and keys, generating the first signing key (with `alg`) if the database has
+    /// none. Fails if the master key cannot open the stored keys.
+    pub async fn load(
+        store: Store,
+        master: MasterKey,
+        alg: Alg,
+        clock: Clock,
+        verifier: Arc<CredentialVerifier>,
+    ) -> Result<Self, RegistryError> {
+        let now = clock.now();
+        let mut stored = store.load_keys().await?;
+        if !stored.iter().any(|k| k.is_published(now)) {
+            let generated = keys::generate(alg)?;
+            let key = StoredKey {
+                sealed_private_key: master.encrypt(&generated.kid.0, &generated.pkcs8)?,
+                kid: generated.kid,
+                alg,
+                public_jwk: generated.public_jwk,
+                created_at: now,
+                activates_at: now,
+                retires_at: None,
+            };
+            if store.insert_first_key(&key, now).await? {
+                tracing::info!(kid = %key.kid, alg = %alg, "generated the first signing key");
+            }
+            stored = store.load_keys().await?;
+        }
+        let ring = KeyRing::build(&stored, &master, now, None)?;
+        if ring.signer.alg() != alg {
+            tracing::warn!(
+                active = %ring.signer.alg(),
+                configured = %alg,
+                "the active signing key uses another algorithm; the configured one applies to keys generated from now on"
+            );
+        }
+        let revision = store.revision().await?;
+        let clients = store.load_clients().await?;
+        Ok(Self {
+            store,
+            master,
+            clock,
+            verifier,
+            clients: RwLock::new(Arc::new(index(clients))),
+            stored_keys: RwLock::new(Arc::new(stored)),
+            ring: RwLock::new(Arc::new(ring)),
+            revision: AtomicI64::new(revision),
+            db_ok: AtomicBool::new(true),
+        })
+    }
+
+    /// A client by id, as of the last refresh.
+    pub fn client(&self, id: &str) -> Option<Arc<Client>> {
+        self.clients.read().ok().and_then(|m| m.get(id).cloned())
+    }
+
+    /// The current key ring.
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        // A poisoned lock means a panic while swapping two Arcs, which cannot leave a bad value.
+        match self.ring.read() {
+            Ok(r) => r.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The union of the enabled clients' scopes (discovery's `scopes_supported`).
+    pub fn scopes_supported(&self) -> ScopeSet {
+        let mut all = ScopeSet::default();
+        if let Ok(m) = self.clients.read() {
+            for c in m.values().filter(|c| c.enabled) {
+                all.extend(&c.scopes);
+            }
+        }
+        all
+    }
+
+    /// The store, for readiness checks.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whether the last refresh reached the database.
+    pub fn database_reachable(&self) -> bool {
+        self.db_ok.load(Ordering::Relaxed)
+    }
+
+    /// Reload from the store if its revision moved, and re-derive which key signs (a key may have
+    /// reached its activation or retirement time). Returns whether anything was reloaded.
+    pub async fn refresh(&self) -> Result<bool, RegistryError> {
+        let result = self.refresh_inner().await;
+        self.db_ok.store(
+            !matches!(result, Err(RegistryError::Store(_))),
+            Ordering::Relaxed,
+        );
+        result
+    }
+
+    async fn refresh_inner(&self) -> Result<bool, RegistryError> {
+        let revision = self.store.revision().await?;
+        let changed = revision != self.revision.load(Ordering::Acquire);
+        if changed {
+            let clients = index(self.store.load_clients().await?);
+            let old = self.clients.read().map(|m| m.clone()).unwrap_or_default();
+            for (id, before) in old.iter() {
+                if clients
+                    .get(id)
+                    .is_none_or(|now| now.updated_at != before.updated_at)
+                {
+                    self.verifier.forget_client(id);
+                }
+            }
+            if let Ok(mut w) = self.clients.write() {
+                *w = Arc::new(clients);
+            }
+            let keys = self.store.load_keys().await?;
+            if let Ok(mut w) = self.stored_keys.write() {
+                *w = Arc::new(keys);
+            }
+            self.revision.store(revision, Ordering::Release);
+        }
+        let stored = self
+            .stored_keys
+            .read()
+            .map(|k| k.clone())
+            .unwrap_or_default();
+        let previous = self.key_ring();
+        let ring = KeyRing::build(&stored, &self.master, self.clock.now(), Some(&previous))?;
+        if ring.signer.kid() != previous.signer.kid() || ring.jwks_json != previous.jwks_json {
+            tracing::info!(kid = %ring.signer.kid(), "signing key ring changed");
+        }
+        if let Ok(mut w) = self.ring.write() {
+            *w = Arc::new(ring);
+        }
+        Ok(changed)
+    }
+
+    /// Refresh every `interval` until `shutdown` resolves.
+    pub fn spawn_refresher(self: Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match tokio::time::timeout(interval.max(Duration::from_secs(5)), self.refresh())
+                    .await
+                {
+                    Ok(Ok(true)) => tracing::debug!("registry reloaded"),
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "registry refresh failed; serving the last good state")
+                    }
+                    Err(_) => {
+                        self.db_ok.store(false, Ordering::Relaxed);
+                        tracing::warn!("registry refresh timed out; serving the last good state");
+                    }
+                }
+            }
+        })
+    }
+}
+
+fn index(clients: Vec<Client>) -> HashMap<String, Arc<Client>> {
+    clients
+        .into_iter()
+        .map(|c| (c.id.as_str().to_owned(), Arc::new(c)))
+        .collect()
+}

@@ -1,0 +1,316 @@
+//! Verified-credential cache and the bounded argon2id pool.
+//!
+//! argon2id costs ~34 ms of CPU per verify. Paying it on every token request would cap the
+//! endpoint at a few dozen requests per second per core, so a successful verify is remembered as
+//! HMAC-SHA256(process key, client id ‖ 0 ‖ secret) → secret id. The plaintext is never kept, and
+//! the HMAC key lives only in this process's memory, so the cache is worthless to someone who
+//! reads it. A lookup hashes the presented secret and looks the tag up; because the tag is a
+//! keyed MAC, the map lookup's timing reveals nothing an attacker can use to guess the secret.
+//! A hit only counts if the remembered secret id is still usable for the client as it is *now*
+//! (enabled, not revoked, not expired), so any change to a client or its secrets invalidates it.
+//!
+//! Misses go to argon2id on the blocking pool, never more at once than there are cores, with a
+//! bounded number waiting. Beyond that the request is refused as `Busy` (→ 503 + Retry-After) so
+//! that a flood of wrong secrets cannot starve clients whose credentials are already cached, nor
+//! grow memory without bound.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use aws_lc_rs::hmac;
+use tokio::sync::Semaphore;
+
+use crate::oauth::{Client, SecretId};
+use crate::secrets::{ClientSecret, SecretHash};
+
+/// Bounds on the argon2id work and the cache.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifierLimits {
+    /// argon2id verifies running at once (default: number of cores).
+    pub max_concurrent: usize,
+    /// Requests allowed to wait for a verify slot; beyond this they are refused.
+    pub max_waiting: usize,
+    /// Cached credentials; the cache is emptied when it would grow past this.
+    pub max_cached: usize,
+}
+
+impl Default for VerifierLimits {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            max_concurrent: cores,
+            max_waiting: 64 * cores,
+            max_cached: 100_000,
+        }
+    }
+}
+
+/// Why a credential was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// Wrong secret, or no usable secret.
+    #[error("client authentication failed")]
+    Rejected,
+    /// Too many verifications in flight; try again shortly.
+    #[error("too many client authentications in progress")]
+    Busy,
+}
+
+/// See the module documentation.
+pub struct CredentialVerifier {
+    mac_key: hmac::Key,
+    cache: RwLock<HashMap<[u8; 32], CachedCredential>>,
+    permits: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    limits: VerifierLimits,
+    argon2_runs: AtomicU64,
+    dummy: SecretHash,
+}
+
+#[derive(Clone)]
+struct CachedCredential {
+    client_id: String,
+    secret_id: SecretId,
+}
+
+impl CredentialVerifier {
+    /// A verifier with a fresh random cache key.
+    pub fn new(limits: VerifierLimits) -> Self {
+        let key = crate::random::bytes::<32>();
+        // A fixed-cost hash to verify against when the client is unknown, so that an unknown id
+        // costs the same time as a wrong secret and ids cannot be enumerated by timing.
+        let dummy = SecretHash::create(&ClientSecret::generate())
+            .unwrap_or_else(|_| SecretHash::from_stored(String::new()));
+        Self {
+            mac_key: hmac::Key::new(hmac::HMAC_SHA256, &key),
+            cache: RwLock::new(HashMap::new()),
+            permits: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
+            waiting: AtomicUsize::new(0),
+            limits,
+            argon2_runs: AtomicU64::new(0),
+            dummy,
+        }
+    }
+
+    /// How many argon2id verifications have run (for tests and metrics).
+    pub fn argon2_runs(&self) -> u64 {
+        self.argon2_runs.load(Ordering::Relaxed)
+    }
+
+    /// Verify `secret` for `client` (or for an unknown client, when `None`) at time `now`,
+    /// returning the id of the matching secret.
+    pub async fn verify(
+        &self,
+        client: Option<&Client>,
+        client_id: &str,
+        secret: &ClientSecret,
+        now: i64,
+    ) -> Result<SecretId, VerifyError> {
+        let tag = self.tag(client_id, secret);
+        if let Some(client) = client.filter(|c| c.enabled) {
+            let hit = self.cache.read().ok().and_then(|c| c.get(&tag).cloned());
+            if let Some(hit) = hit {
+                if hit.client_id == client.id.as_str() && client.secret_usable(&hit.secret_id, now)
+                {
+                    return Ok(hit.secret_id);
+                }
+            }
+        }
+
+        let candidates: Vec<(SecretId, SecretHash)> = match client.filter(|c| c.enabled) {
+            Some(c) => c
+                .usable_secrets(now)
+                .map(|s| (s.id.clone(), s.hash.clone()))
+                .collect(),
+            None => Vec::new(),
+        };
+        let found = self.run_argon2(candidates, secret.clone()).await?;
+        let id = found.ok_or(VerifyError::Rejected)?;
+        if let Ok(mut cache) = self.cache.write() {
+            if cache.len() >= self.limits.max_cached {
+                cache.clear();
+            }
+            cache.insert(
+                tag,
+                CachedCredential {
+                    client_id: client_id.to_owned(),
+                    secret_id: id.clone(),
+                },
+            );
+        }
+        Ok(id)
+    }
+
+    /// Forget every cached credential of a client (called when its record changes).
+    pub fn forget_client(&self, client_id: &str) {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.retain(|_, v| v.client_id != client_id);
+        }
+    }
+
+    fn tag(&self, client_id: &str, secret: &ClientSecret) -> [u8; 32] {
+        let mut ctx = hmac::Context::with_key(&self.mac_key);
+        ctx.update(client_id.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(secret.expose().as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+
+    async fn run_argon2(
+        &self,
+        candidates: Vec<(SecretId, SecretHash)>,
+        secret: ClientSecret,
+    ) -> Result<Option<SecretId>, VerifyError> {
+        let waiting = self.waiting.fetch_add(1, Ordering::AcqRel);
+        let _guard = WaitGuard(&self.waiting);
+        if waiting >= self.limits.max_concurrent + self.limits.max_waiting {
+            return Err(VerifyError::Busy);
+        }
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| VerifyError::Busy)?;
+        let dummy = self.dummy.clone();
+        let runs = candidates.len().max(1) as u64;
+        self.argon2_runs.fetch_add(runs, Ordering::Relaxed);
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            if candidates.is_empty() {
+                dummy.verify(&secret);
+                return None;
+            }
+            // Check every candidate, not just up to the first match, so the time taken does not
+            // reveal which of a rotating pair matched.
+            let mut found = None;
+            for (id, hash) in candidates {
+                if hash.verify(&secret) && found.is_none() {
+                    found = Some(id);
+                }
+            }
+            found
+        })
+        .await
+        .map_err(|_| VerifyError::Busy)?;
+        Ok(result)
+    }
+}
+
+struct WaitGuard<'a>(&'a AtomicUsize);
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::{ClientId, ScopeSet, StoredSecret};
+
+    fn client_with(secret: &ClientSecret) -> Client {
+        Client {
+            id: ClientId::parse("c1").unwrap(),
+            name: "c".into(),
+            scopes: ScopeSet::default(),
+            audiences: vec![],
+            token_ttl: 300,
+            enabled: true,
+            secrets: vec![StoredSecret {
+                id: SecretId("s1".into()),
+                hash: SecretHash::create(secret).unwrap(),
+                created_at: 0,
+                expires_at: None,
+                revoked_at: None,
+            }],
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn argon2_is_paid_once_per_credential() {
+        let v = CredentialVerifier::new(VerifierLimits::default());
+        let s = ClientSecret::generate();
+        let c = client_with(&s);
+        for _ in 0..5 {
+            assert_eq!(v.verify(Some(&c), "c1", &s, 10).await.unwrap().0, "s1");
+        }
+        assert_eq!(v.argon2_runs(), 1);
+        // A wrong secret is never answered from the cache and costs a verify each time.
+        let wrong = ClientSecret::new("wrong".into());
+        assert_eq!(
+            v.verify(Some(&c), "c1", &wrong, 10).await,
+            Err(VerifyError::Rejected)
+        );
+        assert_eq!(v.argon2_runs(), 2);
+    }
+
+    #[tokio::test]
+    async fn cache_never_outlives_revocation_expiry_or_disable() {
+        let v = CredentialVerifier::new(VerifierLimits::default());
+        let s = ClientSecret::generate();
+        let mut c = client_with(&s);
+        v.verify(Some(&c), "c1", &s, 10).await.unwrap();
+        c.secrets[0].expires_at = Some(20);
+        assert!(v.verify(Some(&c), "c1", &s, 10).await.is_ok());
+        assert_eq!(
+            v.verify(Some(&c), "c1", &s, 20).await,
+            Err(VerifyError::Rejected)
+        );
+        c.secrets[0].expires_at = None;
+        c.secrets[0].revoked_at = Some(15);
+        assert_eq!(
+            v.verify(Some(&c), "c1", &s, 16).await,
+            Err(VerifyError::Rejected)
+        );
+        c.secrets[0].revoked_at = None;
+        c.enabled = false;
+        assert_eq!(
+            v.verify(Some(&c), "c1", &s, 16).await,
+            Err(VerifyError::Rejected)
+        );
+        // Unknown client: rejected, after the same amount of work.
+        let before = v.argon2_runs();
+        assert_eq!(
+            v.verify(None, "nobody", &s, 16).await,
+            Err(VerifyError::Rejected)
+        );
+        assert_eq!(v.argon2_runs(), before + 1);
+    }
+
+    #[tokio::test]
+    async fn a_flood_beyond_the_queue_is_refused_not_queued() {
+        let v = Arc::new(CredentialVerifier::new(VerifierLimits {
+            max_concurrent: 1,
+            max_waiting: 1,
+            max_cached: 10,
+        }));
+        let s = ClientSecret::generate();
+        let c = Arc::new(client_with(&s));
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (v, c) = (v.clone(), c.clone());
+            tasks.push(tokio::spawn(async move {
+                v.verify(Some(&c), "c1", &ClientSecret::new("wrong".into()), 1)
+                    .await
+            }));
+        }
+        let mut busy = 0;
+        for t in tasks {
+            if t.await.unwrap() == Err(VerifyError::Busy) {
+                busy += 1;
+            }
+        }
+        assert!(
+            busy >= 1,
+            "with 1 slot and 1 waiter, 8 simultaneous verifies must refuse some"
+        );
+        assert!(v.argon2_runs() <= 7);
+    }
+}

@@ -1,0 +1,218 @@
+//! Persistence. Only this module talks SQL.
+//!
+//! One [`Store`] interface over the backends; everything above it (admin operations, the
+//! registry, the HTTP handlers) is backend-agnostic.
+
+mod sqlite;
+
+use std::time::Duration;
+
+use crate::keys::StoredKey;
+use crate::oauth::{Audience, Client, ClientId, ScopeSet, StoredSecret};
+
+pub use sqlite::SqliteStore;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or did not answer in time.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A row in the database does not parse (edited by hand, or a newer schema).
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(String),
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                Self::Unavailable(e.to_string())
+            }
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+/// A client to register.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    /// Its id.
+    pub id: ClientId,
+    /// Human name.
+    pub name: String,
+    /// Allowed scopes.
+    pub scopes: ScopeSet,
+    /// Allowed audiences, default first.
+    pub audiences: Vec<Audience>,
+    /// Token lifetime in seconds.
+    pub token_ttl: u32,
+    /// Its first secret.
+    pub secret: StoredSecret,
+}
+
+/// Changes to a client; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ClientUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// New set of allowed scopes (replaces the old one).
+    pub scopes: Option<ScopeSet>,
+    /// New audiences (replace the old ones).
+    pub audiences: Option<Vec<Audience>>,
+    /// New token lifetime.
+    pub token_ttl: Option<u32>,
+    /// Enable or disable.
+    pub enabled: Option<bool>,
+}
+
+/// The database, whichever backend it is.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// Embedded SQLite (the default).
+    Sqlite(SqliteStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Sqlite($s) => $e,
+        }
+    };
+}
+
+impl Store {
+    /// Connect to `url` (`sqlite://…`), creating an SQLite file if needed, and apply migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Store::Sqlite(SqliteStore::connect(url).await?))
+        } else {
+            Err(StoreError::Other(format!(
+                "unsupported database URL scheme in '{}' (use sqlite://PATH)",
+                redact_url(url)
+            )))
+        }
+    }
+
+    /// Apply pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.migrate().await)
+    }
+
+    /// Check the database answers, within `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
+        match tokio::time::timeout(timeout, async { dispatch!(self, s => s.ping().await) }).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Unavailable("ping timed out".into())),
+        }
+    }
+
+    /// The change counter (see the `meta` table).
+    pub async fn revision(&self) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.revision().await)
+    }
+
+    /// Every client with its secrets.
+    pub async fn load_clients(&self) -> Result<Vec<Client>, StoreError> {
+        dispatch!(self, s => s.load_clients().await)
+    }
+
+    /// One client with its secrets.
+    pub async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
+        dispatch!(self, s => s.get_client(id).await)
+    }
+
+    /// Register a client and its first secret in one transaction.
+    pub async fn create_client(&self, c: &NewClient, now: i64) -> Result<(), StoreError> {
+        dispatch!(self, s => s.create_client(c, now).await)
+    }
+
+    /// Change a client; `false` if there is no such client.
+    pub async fn update_client(
+        &self,
+        id: &ClientId,
+        u: &ClientUpdate,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.update_client(id, u, now).await)
+    }
+
+    /// Delete a client and its secrets; `false` if there is no such client.
+    pub async fn delete_client(&self, id: &ClientId) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.delete_client(id).await)
+    }
+
+    /// Every signing key, retired ones included.
+    pub async fn load_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        dispatch!(self, s => s.load_keys().await)
+    }
+
+    /// Store `key` only if no key is published at `now`; returns whether it was stored. Done in
+    /// one write transaction so that two servers starting on an empty database create one key.
+    pub async fn insert_first_key(&self, key: &StoredKey, now: i64) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.insert_first_key(key, now).await)
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Serialise audiences for storage.
+fn audiences_to_json(a: &[Audience]) -> String {
+    serde_json::Value::from(a.iter().map(|a| a.as_str()).collect::<Vec<_>>()).to_string()
+}
+
+fn audiences_from_json(s: &str) -> Result<Vec<Audience>, StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        table: "clients",
+        detail,
+    };
+    let list: Vec<String> = serde_json::from_str(s).map_err(|e| corrupt(e.to_string()))?;
+    list.iter()
+        .map(|a| Audience::parse(a).ok_or_else(|| corrupt(format!("bad audience {a:?}"))))
+        .collect()
+}
+
+fn scopes_from_text(s: &str) -> Result<ScopeSet, StoreError> {
+    if s.is_empty() {
+        return Ok(ScopeSet::default());
+    }
+    ScopeSet::parse(s).map_err(|e| StoreError::Corrupt {
+        table: "clients",
+        detail: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            super::redact_url("postgres://u:pw@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

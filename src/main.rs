@@ -1,0 +1,462 @@
+//! `tessera`: the token server (`serve`) and its admin CLI. Parses the command line, builds typed
+//! configuration and calls into `tessera-server`; nothing else lives here.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tessera_server::admin::{self, ClientView, CreateClient, UpdateClient};
+use tessera_server::clock::Clock;
+use tessera_server::config::{Issuer, MasterKeySource, ServerConfig};
+use tessera_server::keys::Alg;
+use tessera_server::secrets::VerifierLimits;
+
+/// OAuth 2.0 client-credentials token server for machine-to-machine authentication.
+#[derive(Parser)]
+#[command(name = "tessera", version, about)]
+struct Cli {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct DbArgs {
+    /// Data directory: the SQLite database and the generated master key file live here.
+    #[arg(
+        long,
+        env = "TESSERA_DATA_DIR",
+        default_value = "./tessera-data",
+        global = true
+    )]
+    data_dir: PathBuf,
+    /// Database URL (default: sqlite://<data-dir>/tessera.db).
+    #[arg(
+        long,
+        env = "TESSERA_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+}
+
+impl DbArgs {
+    fn url(&self) -> anyhow::Result<String> {
+        match &self.database_url {
+            Some(u) => Ok(u.clone()),
+            None => {
+                ensure_data_dir(&self.data_dir)?;
+                Ok(format!(
+                    "sqlite://{}",
+                    self.data_dir.join("tessera.db").display()
+                ))
+            }
+        }
+    }
+}
+
+fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the token server.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit (`serve` also applies them at start).
+    Migrate,
+    /// Manage machine clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Issuer URL placed in tokens and discovery (default: http://<listen address>).
+    #[arg(long, env = "TESSERA_ISSUER")]
+    issuer: Option<String>,
+    /// Algorithm for newly generated signing keys.
+    #[arg(long, env = "TESSERA_SIGNING_ALG", default_value = "RS256")]
+    signing_alg: Alg,
+    /// Master key, 32 bytes base64 (default: <data-dir>/master.key, generated on first start).
+    #[arg(
+        long,
+        env = "TESSERA_MASTER_KEY",
+        hide_env_values = true,
+        conflicts_with = "master_key_file"
+    )]
+    master_key: Option<String>,
+    /// File holding the master key (created with mode 0600 if missing).
+    #[arg(long, env = "TESSERA_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
+    /// How often to pick up changes made by the CLI or other replicas, in milliseconds.
+    #[arg(long, env = "TESSERA_REFRESH_INTERVAL_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    refresh_interval_ms: u64,
+    /// `Cache-Control: max-age` of /jwks.json, in seconds.
+    #[arg(long, env = "TESSERA_JWKS_MAX_AGE", default_value_t = 300)]
+    jwks_max_age: u32,
+    /// Requests allowed to wait for an argon2id secret check before the server answers 503.
+    #[arg(long, env = "TESSERA_AUTH_QUEUE", default_value_t = 128)]
+    auth_queue: usize,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "TESSERA_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
+    max_body_bytes: usize,
+    /// Largest request head (request line + headers), in bytes (at least 8192).
+    #[arg(long, env = "TESSERA_MAX_HEADER_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(8192..))]
+    max_header_bytes: u64,
+    /// Log format.
+    #[arg(long, env = "TESSERA_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
+enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client; prints its id and secret (the secret is shown only this once).
+    Create {
+        /// Human-readable name.
+        #[arg(long)]
+        name: String,
+        /// An allowed scope (repeat for more); a token request without `scope` gets all of them.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// An allowed audience (repeat for more); the first is the default `aud`.
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+        /// Access-token lifetime in seconds (1..=86400).
+        #[arg(long, default_value_t = 300)]
+        token_ttl: u32,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// List clients.
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Show one client (secret ids and validity, never the secret).
+    Show {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Change a client; given lists replace the old ones.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+        /// Remove all audiences (tokens then carry the issuer as `aud`).
+        #[arg(long, conflicts_with = "audiences")]
+        clear_audiences: bool,
+        #[arg(long)]
+        token_ttl: Option<u32>,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Stop a client from getting tokens (reversible).
+    Disable {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Allow a disabled client again.
+    Enable {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Delete a client and its secrets.
+    Delete {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log_format = match &cli.command {
+        Command::Serve(a) => Some(a.log_format),
+        _ => None,
+    };
+    init_logging(log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One clear line: the context chain, outermost first.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: Option<LogFormat>) {
+    // The server logs at info by default; CLI commands only warnings, so their output stays clean.
+    let default = if format.is_some() { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        Some(LogFormat::Json) => builder.json().init(),
+        _ => builder.init(),
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(&cli.db, args).await,
+        Command::Migrate => {
+            tessera_server::open_store(&cli.db.url()?).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Client(cmd) => client(&cli.db, cmd).await,
+    }
+}
+
+async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
+    let database_url = db.url()?;
+    let master_key = match (args.master_key, args.master_key_file) {
+        (Some(v), _) => MasterKeySource::Value(v),
+        (None, Some(f)) => MasterKeySource::File(f),
+        (None, None) => {
+            ensure_data_dir(&db.data_dir)?;
+            MasterKeySource::File(db.data_dir.join("master.key"))
+        }
+    };
+    let issuer = args
+        .issuer
+        .as_deref()
+        .map(Issuer::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let config = ServerConfig {
+        listen: args.listen,
+        issuer,
+        database_url,
+        signing_alg: args.signing_alg,
+        master_key,
+        refresh_interval: Duration::from_millis(args.refresh_interval_ms),
+        jwks_max_age: args.jwks_max_age,
+        verifier_limits: VerifierLimits {
+            max_concurrent: cores,
+            max_waiting: args.auth_queue,
+            max_cached: 100_000,
+        },
+        max_body_bytes: args.max_body_bytes,
+        max_header_bytes: usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX),
+        shutdown_grace: Duration::from_secs(30),
+    };
+    tessera_server::run(
+        config,
+        |addr, issuer| {
+            // Machine-readable start line on stdout (tests and scripts wait for it).
+            println!("tessera listening on http://{addr} issuer={issuer}");
+        },
+        shutdown_signal(),
+    )
+    .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+async fn client(db: &DbArgs, cmd: ClientCommand) -> anyhow::Result<()> {
+    let store = tessera_server::open_store(&db.url()?).await?;
+    let now = Clock::system().now();
+    match cmd {
+        ClientCommand::Create {
+            name,
+            scopes,
+            audiences,
+            token_ttl,
+            output,
+        } => {
+            let input = CreateClient {
+                name,
+                scopes,
+                audiences,
+                token_ttl: Some(token_ttl),
+            };
+            let (view, secret) = admin::create_client(&store, input, now).await?;
+            if output == Output::Json {
+                let mut v = serde_json::to_value(&view)?;
+                v["client_secret"] = serde_json::Value::from(secret.expose());
+                println!("{v}");
+            } else {
+                print_client(&view);
+                println!("client_secret: {}", secret.expose());
+                println!("\nStore the secret now: it is shown only once and cannot be recovered.");
+            }
+        }
+        ClientCommand::List { output } => {
+            let list = admin::list_clients(&store).await?;
+            if output == Output::Json {
+                println!("{}", serde_json::to_string(&list)?);
+            } else {
+                println!("{:<26} {:<8} {:<24} SCOPES", "CLIENT_ID", "ENABLED", "NAME");
+                for c in &list {
+                    println!(
+                        "{:<26} {:<8} {:<24} {}",
+                        c.client_id,
+                        c.enabled,
+                        c.name,
+                        c.scopes.join(" ")
+                    );
+                }
+            }
+        }
+        ClientCommand::Show { id, output } => {
+            emit(&admin::show_client(&store, &id).await?, output)?
+        }
+        ClientCommand::Update {
+            id,
+            name,
+            scopes,
+            audiences,
+            clear_audiences,
+            token_ttl,
+            output,
+        } => {
+            let input = UpdateClient {
+                name,
+                scopes: (!scopes.is_empty()).then_some(scopes),
+                audiences: if clear_audiences {
+                    Some(Vec::new())
+                } else {
+                    (!audiences.is_empty()).then_some(audiences)
+                },
+                token_ttl,
+                enabled: None,
+            };
+            emit(
+                &admin::update_client(&store, &id, input, now).await?,
+                output,
+            )?;
+        }
+        ClientCommand::Disable { id, output } => {
+            let input = UpdateClient {
+                enabled: Some(false),
+                ..Default::default()
+            };
+            emit(
+                &admin::update_client(&store, &id, input, now).await?,
+                output,
+            )?;
+        }
+        ClientCommand::Enable { id, output } => {
+            let input = UpdateClient {
+                enabled: Some(true),
+                ..Default::default()
+            };
+            emit(
+                &admin::update_client(&store, &id, input, now).await?,
+                output,
+            )?;
+        }
+        ClientCommand::Delete { id, output } => {
+            admin::delete_client(&store, &id).await?;
+            if output == Output::Json {
+                println!("{}", serde_json::json!({"client_id": id, "deleted": true}));
+            } else {
+                println!("deleted client {id}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn emit(view: &ClientView, output: Output) -> anyhow::Result<()> {
+    if output == Output::Json {
+        println!("{}", serde_json::to_string(view)?);
+    } else {
+        print_client(view);
+    }
+    Ok(())
+}
+
+fn print_client(v: &ClientView) {
+    println!("client_id:     {}", v.client_id);
+    println!("name:          {}", v.name);
+    println!("enabled:       {}", v.enabled);
+    println!("scopes:        {}", v.scopes.join(" "));
+    println!(
+        "audiences:     {}",
+        if v.audiences.is_empty() {
+            "(issuer)".into()
+        } else {
+            v.audiences.join(" ")
+        }
+    );
+    println!("token_ttl:     {}s", v.token_ttl);
+    for s in &v.secrets {
+        let state = match (s.revoked_at, s.expires_at) {
+            (Some(_), _) => "revoked".to_string(),
+            (None, Some(e)) => format!("expires {e}"),
+            (None, None) => "active".to_string(),
+        };
+        println!(
+            "secret:        {} (created {}, {state})",
+            s.id, s.created_at
+        );
+    }
+}
