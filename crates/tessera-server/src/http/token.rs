@@ -72,7 +72,7 @@ async fn issue(
     )?;
     let basic = authorization.is_some();
     let now = app.clock.now();
-    let client = app.registry.client(creds.client_id.as_str());
+    let client = app.registry.find_client(creds.client_id.as_str()).await;
     match app
         .verifier
         .verify(

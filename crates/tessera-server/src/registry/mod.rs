@@ -33,6 +33,9 @@ pub enum RegistryError {
     Master(#[from] keys::MasterKeyError),
 }
 
+/// Database look-ups of unknown client ids allowed at once.
+pub const MAX_CONCURRENT_LOOKUPS: usize = 4;
+
 /// See the module documentation.
 pub struct Registry {
     store: Store,
@@ -44,6 +47,8 @@ pub struct Registry {
     ring: RwLock<Arc<KeyRing>>,
     revision: AtomicI64,
     db_ok: AtomicBool,
+    /// Bounds database look-ups of ids missing from the snapshot (see [`Registry::find_client`]).
+    lookups: tokio::sync::Semaphore,
 }
 
 impl Registry {
@@ -94,12 +99,35 @@ impl Registry {
             ring: RwLock::new(Arc::new(ring)),
             revision: AtomicI64::new(revision),
             db_ok: AtomicBool::new(true),
+            lookups: tokio::sync::Semaphore::new(MAX_CONCURRENT_LOOKUPS),
         })
     }
 
     /// A client by id, as of the last refresh.
     pub fn client(&self, id: &str) -> Option<Arc<Client>> {
         self.clients.read().ok().and_then(|m| m.get(id).cloned())
+    }
+
+    /// A client by id: from the snapshot, or, if the id is not there, from the database, so that a
+    /// client registered a moment ago works at once instead of after the next refresh. The
+    /// database look-ups run at most [`MAX_CONCURRENT_LOOKUPS`] at a time; when they are all busy
+    /// (a flood of made-up ids) the id is treated as unknown rather than queued. Changes to known
+    /// clients (disable, delete, new scopes) still arrive with the next refresh.
+    pub async fn find_client(&self, id: &str) -> Option<Arc<Client>> {
+        if let Some(c) = self.client(id) {
+            return Some(c);
+        }
+        let _permit = self.lookups.try_acquire().ok()?;
+        let client_id = crate::oauth::ClientId::parse(id)?;
+        let lookup =
+            tokio::time::timeout(Duration::from_secs(2), self.store.get_client(&client_id));
+        let client = Arc::new(lookup.await.ok()?.ok()??);
+        if let Ok(mut w) = self.clients.write() {
+            let mut map = HashMap::clone(&w);
+            map.insert(id.to_owned(), client.clone());
+            *w = Arc::new(map);
+        }
+        Some(client)
     }
 
     /// The current key ring.

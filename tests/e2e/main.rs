@@ -1,0 +1,11 @@
+//! End-to-end tests: the real binary, the real CLI, HTTP on loopback, a real SQLite file.
+
+// Tests fail loudly: unwrap/expect are the point here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod harness;
+mod lifecycle;
+mod logs;
+mod negative;
+mod token;
