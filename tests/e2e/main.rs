@@ -9,3 +9,4 @@ mod lifecycle;
 mod logs;
 mod negative;
 mod token;
+mod verifier;

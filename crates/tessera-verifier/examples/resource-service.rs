@@ -1,0 +1,76 @@
+//! An example resource service protected by tessera-verifier.
+//!
+//! ```sh
+//! TESSERA_ISSUER=http://127.0.0.1:8080 TESSERA_AUDIENCE=https://orders.internal \
+//!   cargo run -p tessera-verifier --example resource-service
+//! ```
+//!
+//! - `GET /health`: public.
+//! - `GET /internal/ping`: requires scope `s2s:internal`.
+//! - `GET /reports`: requires scope `reports:read`.
+//!
+//! Optional: `API_KEYS=key1,key2` also accepts those static keys (as `X-API-Key` or Bearer) with
+//! the scopes in `API_KEY_SCOPES` (default `s2s:internal`).
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use tessera_verifier::axum::{require, Guard, Requirement};
+use tessera_verifier::{AccessToken, ApiKeyAuthenticator, ApiKeySource, Verifier};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
+    let issuer = std::env::var("TESSERA_ISSUER")
+        .map_err(|_| anyhow::anyhow!("TESSERA_ISSUER is required"))?;
+    let audience = std::env::var("TESSERA_AUDIENCE")
+        .map_err(|_| anyhow::anyhow!("TESSERA_AUDIENCE is required"))?;
+    let listen = std::env::var("LISTEN").unwrap_or_else(|_| "127.0.0.1:8081".into());
+
+    let verifier = Verifier::builder(issuer, audience).build()?;
+    let mut guard = Guard::new(verifier).realm("resource-service");
+    if std::env::var("API_KEYS").is_ok() {
+        let scopes = std::env::var("API_KEY_SCOPES").unwrap_or_else(|_| "s2s:internal".into());
+        let keys = ApiKeyAuthenticator::new(
+            ApiKeySource::Env("API_KEYS".into()),
+            scopes.split(' ').map(str::to_owned),
+        );
+        guard = guard.with_api_keys(Arc::new(keys));
+    }
+
+    let internal = Router::new()
+        .route(
+            "/internal/ping",
+            get(|t: AccessToken| async move { format!("pong {}\n", t.client_id) }),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            guard.requiring(Requirement::all(["s2s:internal"])),
+            require,
+        ));
+    let reports = Router::new()
+        .route(
+            "/reports",
+            get(|t: AccessToken| async move {
+                axum::Json(serde_json::json!({"reports": [], "for": t.client_id}))
+            }),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            guard.requiring(Requirement::all(["reports:read"])),
+            require,
+        ));
+    let app = Router::new()
+        .route("/health", get(|| async { "ok\n" }))
+        .merge(internal)
+        .merge(reports);
+
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    println!(
+        "resource-service listening on http://{}",
+        listener.local_addr()?
+    );
+    axum::serve(listener, app).await?;
+    Ok(())
+}

@@ -1,0 +1,366 @@
+//! The JWKS cache.
+//!
+//! Rules (each one is where widely used libraries fail their users):
+//! - keys are kept for the issuer's `Cache-Control: max-age`, clamped to configured bounds, and
+//!   refreshed in the background once 80 % of that has passed, so requests do not wait;
+//! - an unknown `kid` triggers a refetch, but a single request is in flight however many callers
+//!   wait for it, and at most one fetch starts per cooldown, so a flood of made-up kids cannot
+//!   hammer the issuer;
+//! - a failed signature never triggers a refetch;
+//! - no lock is held across the HTTP call: verifications with known keys go on during a refresh;
+//! - when the issuer is down, the last good keys keep working until `max_staleness` after the
+//!   last successful fetch, then verification fails with keys-unavailable.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::fetch::{FetchError, Fetcher};
+
+/// One usable key.
+pub(crate) struct KeyEntry {
+    pub key: DecodingKey,
+    /// The algorithms this key may verify (from `kty`/`crv`, narrowed by the JWK's `alg`).
+    pub algs: Vec<Algorithm>,
+}
+
+/// A fetched key set.
+pub(crate) struct KeySet {
+    pub keys: HashMap<String, Arc<KeyEntry>>,
+    /// Keys without `kid` (usable only when a token has no `kid` either).
+    pub unnamed: Vec<Arc<KeyEntry>>,
+    /// When this set was fetched (None: never, or static).
+    pub fetched_at: Option<SystemTime>,
+    /// When to refresh in the background.
+    pub refresh_at: Option<SystemTime>,
+}
+
+impl KeySet {
+    pub fn empty() -> Self {
+        Self {
+            keys: HashMap::new(),
+            unnamed: Vec::new(),
+            fetched_at: None,
+            refresh_at: None,
+        }
+    }
+
+    pub fn from_jwks(set: &JwkSet) -> Self {
+        let mut out = Self::empty();
+        for jwk in &set.keys {
+            let Some(entry) = entry(jwk) else { continue };
+            match &jwk.common.key_id {
+                Some(kid) => {
+                    out.keys.insert(kid.clone(), Arc::new(entry));
+                }
+                None => out.unnamed.push(Arc::new(entry)),
+            }
+        }
+        out
+    }
+}
+
+/// Turn a JWK into a verification key, or skip it (symmetric, private-use, unknown types).
+fn entry(jwk: &Jwk) -> Option<KeyEntry> {
+    if jwk
+        .common
+        .public_key_use
+        .as_ref()
+        .is_some_and(|u| !matches!(u, jsonwebtoken::jwk::PublicKeyUse::Signature))
+    {
+        return None;
+    }
+    let by_type: Vec<Algorithm> = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => vec![
+            Algorithm::RS256,
+            Algorithm::RS384,
+            Algorithm::RS512,
+            Algorithm::PS256,
+            Algorithm::PS384,
+            Algorithm::PS512,
+        ],
+        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+            EllipticCurve::P256 => vec![Algorithm::ES256],
+            EllipticCurve::P384 => vec![Algorithm::ES384],
+            _ => return None,
+        },
+        AlgorithmParameters::OctetKeyPair(okp) => match okp.curve {
+            EllipticCurve::Ed25519 => vec![Algorithm::EdDSA],
+            _ => return None,
+        },
+        // Symmetric keys are never trusted: a verifier holds public keys only.
+        AlgorithmParameters::OctetKey(_) => return None,
+    };
+    let algs = match jwk.common.key_algorithm {
+        None => by_type,
+        Some(ka) => {
+            let named = key_alg(ka)?;
+            if !by_type.contains(&named) {
+                return None;
+            }
+            vec![named]
+        }
+    };
+    let key = DecodingKey::from_jwk(jwk).ok()?;
+    Some(KeyEntry { key, algs })
+}
+
+fn key_alg(ka: KeyAlgorithm) -> Option<Algorithm> {
+    Some(match ka {
+        KeyAlgorithm::RS256 => Algorithm::RS256,
+        KeyAlgorithm::RS384 => Algorithm::RS384,
+        KeyAlgorithm::RS512 => Algorithm::RS512,
+        KeyAlgorithm::PS256 => Algorithm::PS256,
+        KeyAlgorithm::PS384 => Algorithm::PS384,
+        KeyAlgorithm::PS512 => Algorithm::PS512,
+        KeyAlgorithm::ES256 => Algorithm::ES256,
+        KeyAlgorithm::ES384 => Algorithm::ES384,
+        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+        _ => return None,
+    })
+}
+
+/// Cache timing settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CachePolicy {
+    pub min_ttl: Duration,
+    pub max_ttl: Duration,
+    pub default_ttl: Duration,
+    pub cooldown: Duration,
+    pub max_staleness: Duration,
+}
+
+/// Where keys come from.
+pub(crate) enum Source {
+    Static,
+    /// A JWKS URL, or (when `discovery` is set) an issuer whose metadata names it.
+    Remote {
+        fetcher: Arc<dyn Fetcher>,
+        jwks_url: Mutex<Option<String>>,
+        discovery: Option<(String, String)>,
+    },
+}
+
+type FetchOutcome = Option<Result<(), String>>;
+
+pub(crate) struct JwksCache {
+    source: Source,
+    policy: CachePolicy,
+    clock: Arc<dyn Clock>,
+    set: RwLock<Arc<KeySet>>,
+    inflight: Mutex<Option<watch::Receiver<FetchOutcome>>>,
+    last_attempt: Mutex<Option<SystemTime>>,
+    fetches: AtomicU64,
+}
+
+/// What a lookup found.
+pub(crate) enum Lookup {
+    Found(Arc<KeyEntry>),
+    Unknown,
+    Unavailable(String),
+}
+
+impl JwksCache {
+    pub fn new(
+        source: Source,
+        initial: KeySet,
+        policy: CachePolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            source,
+            policy,
+            clock,
+            set: RwLock::new(Arc::new(initial)),
+            inflight: Mutex::new(None),
+            last_attempt: Mutex::new(None),
+            fetches: AtomicU64::new(0),
+        })
+    }
+
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    fn current(&self) -> Arc<KeySet> {
+        match self.set.read() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Find the key for `kid` (or the single unnamed key when `kid` is None).
+    pub async fn lookup(self: &Arc<Self>, kid: Option<&str>) -> Lookup {
+        if matches!(self.source, Source::Static) {
+            return match find(&self.current(), kid) {
+                Some(k) => Lookup::Found(k),
+                None => Lookup::Unknown,
+            };
+        }
+        let now = self.clock.now();
+        let mut set = self.current();
+        // Never fetched, or stale beyond the maximum: a fetch is needed before anything verifies.
+        if !self.usable(&set, now) {
+            if let Err(e) = self.refresh().await {
+                set = self.current();
+                if !self.usable(&set, self.clock.now()) {
+                    return Lookup::Unavailable(e);
+                }
+            }
+            set = self.current();
+        } else if set.refresh_at.is_some_and(|r| now >= r) {
+            // Refresh ahead, in the background; this request uses the keys it has.
+            self.spawn_refresh();
+        }
+        if let Some(k) = find(&set, kid) {
+            return Lookup::Found(k);
+        }
+        // Unknown kid: one refetch, shared by every waiter, at most once per cooldown.
+        if self.refresh().await.is_ok() {
+            if let Some(k) = find(&self.current(), kid) {
+                return Lookup::Found(k);
+            }
+        }
+        Lookup::Unknown
+    }
+
+    fn usable(&self, set: &KeySet, now: SystemTime) -> bool {
+        set.fetched_at
+            .is_some_and(|f| now.duration_since(f).unwrap_or_default() <= self.policy.max_staleness)
+    }
+
+    fn spawn_refresh(self: &Arc<Self>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _ = this.refresh().await;
+        });
+    }
+
+    /// Join the fetch in flight, or start one if none started within the cooldown. This bounds
+    /// every kind of fetch (first use, unknown kid, issuer down) to one per cooldown.
+    async fn refresh(self: &Arc<Self>) -> Result<(), String> {
+        let mut rx = {
+            let mut inflight = self.inflight.lock().map_err(|_| "poisoned".to_string())?;
+            match inflight.as_ref() {
+                Some(rx) => rx.clone(),
+                None => {
+                    let now = self.clock.now();
+                    let mut last = self
+                        .last_attempt
+                        .lock()
+                        .map_err(|_| "poisoned".to_string())?;
+                    let cooled = last.is_none_or(|l| {
+                        now.duration_since(l).unwrap_or_default() >= self.policy.cooldown
+                    });
+                    if !cooled {
+                        return Err("refetch suppressed by cooldown".into());
+                    }
+                    *last = Some(now);
+                    let (tx, rx) = watch::channel(None);
+                    *inflight = Some(rx.clone());
+                    let this = self.clone();
+                    // Spawned, so a caller giving up does not cancel the fetch for the others.
+                    tokio::spawn(async move {
+                        let result = this.fetch_and_store().await;
+                        if let Err(e) = &result {
+                            tracing::warn!(target: "tessera_verifier::audit", error = %e, "JWKS refresh failed; keeping the last good keys");
+                        }
+                        if let Ok(mut g) = this.inflight.lock() {
+                            *g = None;
+                        }
+                        let _ = tx.send(Some(result.map_err(|e| e.to_string())));
+                    });
+                    rx
+                }
+            }
+        };
+        loop {
+            if let Some(r) = rx.borrow_and_update().clone() {
+                return r;
+            }
+            if rx.changed().await.is_err() {
+                return Err("fetch task ended".into());
+            }
+        }
+    }
+
+    async fn fetch_and_store(&self) -> Result<(), FetchError> {
+        let Source::Remote {
+            fetcher,
+            jwks_url,
+            discovery,
+        } = &self.source
+        else {
+            return Ok(());
+        };
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let known = jwks_url.lock().ok().and_then(|u| u.clone());
+        let url = match (known, discovery) {
+            (Some(u), _) => u,
+            (None, Some((issuer, metadata_url))) => {
+                let doc = fetcher.get(metadata_url).await?;
+                let url =
+                    jwks_uri_from_metadata(&doc.body, issuer).map_err(|reason| FetchError {
+                        url: metadata_url.clone(),
+                        reason,
+                    })?;
+                if let Ok(mut g) = jwks_url.lock() {
+                    *g = Some(url.clone());
+                }
+                url
+            }
+            (None, None) => {
+                return Err(FetchError {
+                    url: String::new(),
+                    reason: "no JWKS URL".into(),
+                })
+            }
+        };
+        let resp = fetcher.get(&url).await?;
+        let jwks: JwkSet = serde_json::from_slice(&resp.body).map_err(|e| FetchError {
+            url: url.clone(),
+            reason: format!("not a JWKS: {e}"),
+        })?;
+        let mut set = KeySet::from_jwks(&jwks);
+        let now = self.clock.now();
+        let ttl = resp
+            .max_age
+            .unwrap_or(self.policy.default_ttl)
+            .clamp(self.policy.min_ttl, self.policy.max_ttl);
+        set.fetched_at = Some(now);
+        set.refresh_at = Some(now + ttl.mul_f64(0.8));
+        if let Ok(mut g) = self.set.write() {
+            *g = Arc::new(set);
+        }
+        Ok(())
+    }
+}
+
+fn find(set: &KeySet, kid: Option<&str>) -> Option<Arc<KeyEntry>> {
+    match kid {
+        Some(k) => set.keys.get(k).cloned(),
+        None if set.unnamed.len() == 1 && set.keys.is_empty() => set.unnamed.first().cloned(),
+        None => None,
+    }
+}
+
+/// Check an RFC 8414 / OIDC metadata document and return its `jwks_uri`.
+fn jwks_uri_from_metadata(body: &[u8], issuer: &str) -> Result<String, String> {
+    let doc: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("metadata is not JSON: {e}"))?;
+    // RFC 8414 §3.3: the issuer in the document must be identical to the one configured,
+    // or an attacker's metadata could redirect us to its keys.
+    if doc.get("issuer").and_then(|v| v.as_str()) != Some(issuer) {
+        return Err("metadata issuer does not equal the configured issuer".into());
+    }
+    doc.get("jwks_uri")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| "metadata has no jwks_uri".into())
+}

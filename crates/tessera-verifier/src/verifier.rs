@@ -1,0 +1,399 @@
+//! The verifier and its builder.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::Validation;
+use serde::Deserialize;
+
+pub use jsonwebtoken::Algorithm;
+
+use crate::cache::{CachePolicy, JwksCache, KeySet, Lookup, Source};
+use crate::clock::{unix, Clock, SystemClock};
+use crate::error::{ConfigError, InvalidToken, VerifyError};
+use crate::fetch::Fetcher;
+use crate::token::AccessToken;
+
+/// Verifies access tokens. Cheap to clone; clones share the key cache.
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    issuer: String,
+    audience: String,
+    algorithms: Vec<Algorithm>,
+    leeway: i64,
+    max_token_bytes: usize,
+    cache: Arc<JwksCache>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("issuer", &self.inner.issuer)
+            .field("audience", &self.inner.audience)
+            .field("algorithms", &self.inner.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+enum KeysFrom {
+    Discovery,
+    JwksUrl(String),
+    Static(JwkSet),
+}
+
+/// Builds a [`Verifier`]. Issuer and audience are required and have no default.
+pub struct VerifierBuilder {
+    issuer: String,
+    audience: String,
+    keys: KeysFrom,
+    algorithms: Vec<Algorithm>,
+    leeway: Duration,
+    max_token_bytes: usize,
+    policy: CachePolicy,
+    clock: Arc<dyn Clock>,
+    fetcher: Option<Arc<dyn Fetcher>>,
+}
+
+/// The asymmetric algorithms Tessera signs with; the default allowlist.
+pub const DEFAULT_ALGORITHMS: [Algorithm; 3] =
+    [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
+
+impl VerifierBuilder {
+    /// Keys come from the JWKS at `url` instead of discovery.
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.keys = KeysFrom::JwksUrl(url.into());
+        self
+    }
+
+    /// Keys are this fixed set (tests, air-gapped setups); nothing is ever fetched.
+    pub fn static_jwks(mut self, jwks: JwkSet) -> Self {
+        self.keys = KeysFrom::Static(jwks);
+        self
+    }
+
+    /// Allowed algorithms (default RS256, ES256, EdDSA). `none` does not exist in this API and
+    /// HS* are refused at [`VerifierBuilder::build`]: a verifier holding public keys must never
+    /// accept a MAC keyed with one.
+    pub fn algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = algs.into_iter().collect();
+        self
+    }
+
+    /// Allowed clock skew for `exp`, `nbf` and `iat` (default 30 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Largest accepted token in bytes (default 8 KiB).
+    pub fn max_token_bytes(mut self, n: usize) -> Self {
+        self.max_token_bytes = n;
+        self
+    }
+
+    /// Bounds applied to the issuer's `Cache-Control: max-age` (default 60 s ..= 1 h; 5 min when
+    /// the issuer sends none).
+    pub fn cache_ttl(mut self, min: Duration, max: Duration, default: Duration) -> Self {
+        self.policy.min_ttl = min;
+        self.policy.max_ttl = max.max(min);
+        self.policy.default_ttl = default;
+        self
+    }
+
+    /// Least time between two JWKS fetches caused by unknown `kid`s or failures (default 30 s).
+    pub fn unknown_kid_cooldown(mut self, d: Duration) -> Self {
+        self.policy.cooldown = d;
+        self
+    }
+
+    /// How long the last good keys keep working while the issuer cannot be reached (default 1 h
+    /// after the last successful fetch).
+    pub fn max_staleness(mut self, d: Duration) -> Self {
+        self.policy.max_staleness = d;
+        self
+    }
+
+    /// Inject the clock (tests).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Inject the fetcher (tests, custom HTTP stacks).
+    pub fn fetcher(mut self, fetcher: Arc<dyn Fetcher>) -> Self {
+        self.fetcher = Some(fetcher);
+        self
+    }
+
+    /// Check the settings and build. Nothing is fetched until the first verification (or
+    /// [`Verifier::warm_up`]).
+    pub fn build(self) -> Result<Verifier, ConfigError> {
+        let issuer_ok = (self.issuer.starts_with("https://") || self.issuer.starts_with("http://"))
+            && self.issuer.len() > 8;
+        if !issuer_ok {
+            return Err(ConfigError::Issuer(self.issuer));
+        }
+        if self.audience.is_empty() {
+            return Err(ConfigError::Audience);
+        }
+        if self.algorithms.is_empty() {
+            return Err(ConfigError::Algorithms("empty".into()));
+        }
+        if let Some(bad) = self
+            .algorithms
+            .iter()
+            .find(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+        {
+            return Err(ConfigError::Algorithms(format!(
+                "{bad:?} is symmetric and never allowed"
+            )));
+        }
+        let fetcher = || -> Result<Arc<dyn Fetcher>, ConfigError> {
+            match &self.fetcher {
+                Some(f) => Ok(f.clone()),
+                #[cfg(feature = "reqwest")]
+                None => Ok(Arc::new(
+                    crate::fetch::ReqwestFetcher::new().map_err(|_| ConfigError::NoFetcher)?,
+                )),
+                #[cfg(not(feature = "reqwest"))]
+                None => Err(ConfigError::NoFetcher),
+            }
+        };
+        let (source, initial) = match self.keys {
+            KeysFrom::Static(jwks) => {
+                let mut set = KeySet::from_jwks(&jwks);
+                if set.keys.is_empty() && set.unnamed.is_empty() {
+                    return Err(ConfigError::Jwks("no usable public signing key".into()));
+                }
+                set.fetched_at = Some(self.clock.now());
+                (Source::Static, set)
+            }
+            KeysFrom::JwksUrl(url) => (
+                Source::Remote {
+                    fetcher: fetcher()?,
+                    jwks_url: Mutex::new(Some(url)),
+                    discovery: None,
+                },
+                KeySet::empty(),
+            ),
+            KeysFrom::Discovery => {
+                let metadata = format!(
+                    "{}/.well-known/oauth-authorization-server",
+                    self.issuer.trim_end_matches('/')
+                );
+                (
+                    Source::Remote {
+                        fetcher: fetcher()?,
+                        jwks_url: Mutex::new(None),
+                        discovery: Some((self.issuer.clone(), metadata)),
+                    },
+                    KeySet::empty(),
+                )
+            }
+        };
+        let cache = JwksCache::new(source, initial, self.policy, self.clock.clone());
+        Ok(Verifier {
+            inner: Arc::new(Inner {
+                issuer: self.issuer,
+                audience: self.audience,
+                algorithms: self.algorithms,
+                leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
+                max_token_bytes: self.max_token_bytes,
+                cache,
+                clock: self.clock,
+            }),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    typ: Option<String>,
+    kid: Option<String>,
+    crit: Option<serde_json::Value>,
+}
+
+impl Verifier {
+    /// Start building a verifier for tokens from `issuer` meant for `audience`. By default keys
+    /// come from discovery (`{issuer}/.well-known/oauth-authorization-server`).
+    pub fn builder(issuer: impl Into<String>, audience: impl Into<String>) -> VerifierBuilder {
+        VerifierBuilder {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            keys: KeysFrom::Discovery,
+            algorithms: DEFAULT_ALGORITHMS.to_vec(),
+            leeway: Duration::from_secs(30),
+            max_token_bytes: 8 * 1024,
+            policy: CachePolicy {
+                min_ttl: Duration::from_secs(60),
+                max_ttl: Duration::from_secs(3600),
+                default_ttl: Duration::from_secs(300),
+                cooldown: Duration::from_secs(30),
+                max_staleness: Duration::from_secs(3600),
+            },
+            clock: Arc::new(SystemClock),
+            fetcher: None,
+        }
+    }
+
+    /// The configured issuer.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// Fetch the keys now rather than at the first verification.
+    pub async fn warm_up(&self) -> Result<(), VerifyError> {
+        match self.inner.cache.lookup(Some("\u{0}warm-up")).await {
+            Lookup::Unavailable(e) => Err(VerifyError::KeysUnavailable(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// How many times discovery/JWKS fetches ran (metrics and tests).
+    pub fn fetch_count(&self) -> u64 {
+        self.inner.cache.fetch_count()
+    }
+
+    /// Verify a compact JWS access token. Checks, in order: size, header (`alg` allowlisted,
+    /// `typ` = `at+jwt`, no `crit`), the key named by `kid` (whose type and `alg` must match),
+    /// the signature, then `iss`, `aud`, `exp`, `nbf` and `iat` against the injected clock.
+    /// `jku`, `x5u` and `jwk` header parameters are never used.
+    pub async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError> {
+        let result = self.verify_inner(token).await;
+        match &result {
+            Ok(at) => {
+                tracing::debug!(target: "tessera_verifier::audit", client_id = %at.client_id, "token accepted")
+            }
+            Err(e) => {
+                tracing::info!(target: "tessera_verifier::audit", reason = %e, "token rejected")
+            }
+        }
+        result
+    }
+
+    async fn verify_inner(&self, token: &str) -> Result<AccessToken, VerifyError> {
+        let inner = &self.inner;
+        if token.len() > inner.max_token_bytes {
+            return Err(InvalidToken::TooLarge.into());
+        }
+        let mut parts = token.split('.');
+        let (Some(h64), Some(_), Some(_), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(InvalidToken::Malformed.into());
+        };
+        let header_bytes = URL_SAFE_NO_PAD
+            .decode(h64)
+            .map_err(|_| InvalidToken::Malformed)?;
+        let header: Header =
+            serde_json::from_slice(&header_bytes).map_err(|_| InvalidToken::Malformed)?;
+        let alg: Algorithm = header
+            .alg
+            .parse()
+            .map_err(|_| InvalidToken::AlgorithmNotAllowed)?;
+        if !inner.algorithms.contains(&alg) {
+            return Err(InvalidToken::AlgorithmNotAllowed.into());
+        }
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err(InvalidToken::WrongType.into());
+        }
+        if header.crit.is_some() {
+            return Err(InvalidToken::CriticalHeader.into());
+        }
+        let entry = match inner.cache.lookup(header.kid.as_deref()).await {
+            Lookup::Found(e) => e,
+            Lookup::Unknown => return Err(InvalidToken::UnknownKey.into()),
+            Lookup::Unavailable(e) => return Err(VerifyError::KeysUnavailable(e)),
+        };
+        if !entry.algs.contains(&alg) {
+            return Err(InvalidToken::KeyMismatch.into());
+        }
+        // Signature only; the claims are checked below against the injected clock.
+        let mut validation = Validation::new(alg);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+            token,
+            &entry.key,
+            &validation,
+        )
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => InvalidToken::BadSignature,
+            _ => InvalidToken::Malformed,
+        })?;
+        self.check_claims(data.claims)
+    }
+
+    fn check_claims(
+        &self,
+        claims: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<AccessToken, VerifyError> {
+        let inner = &self.inner;
+        let now = unix(inner.clock.now());
+        let str_claim = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let int_claim = |k: &str| {
+            claims
+                .get(k)
+                .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+        };
+        if str_claim("iss").as_deref() != Some(inner.issuer.as_str()) {
+            return Err(InvalidToken::WrongIssuer.into());
+        }
+        let audience: Vec<String> = match claims.get("aud") {
+            Some(serde_json::Value::String(s)) => vec![s.clone()],
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if !audience.iter().any(|a| a == &inner.audience) {
+            return Err(InvalidToken::WrongAudience.into());
+        }
+        let exp = int_claim("exp").ok_or(InvalidToken::MissingExpiry)?;
+        if now >= exp.saturating_add(inner.leeway) {
+            return Err(InvalidToken::Expired.into());
+        }
+        if int_claim("nbf").is_some_and(|nbf| nbf > now.saturating_add(inner.leeway)) {
+            return Err(InvalidToken::NotYetValid.into());
+        }
+        let iat = int_claim("iat");
+        if iat.is_some_and(|iat| iat > now.saturating_add(inner.leeway)) {
+            return Err(InvalidToken::NotYetValid.into());
+        }
+        let subject = str_claim("sub").unwrap_or_default();
+        let scopes: BTreeSet<String> = match claims.get("scope") {
+            Some(serde_json::Value::String(s)) => s
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            _ => BTreeSet::new(),
+        };
+        Ok(AccessToken {
+            client_id: str_claim("client_id").unwrap_or_else(|| subject.clone()),
+            subject,
+            scopes,
+            audience,
+            expires_at: exp,
+            issued_at: iat,
+            jti: str_claim("jti"),
+            claims,
+        })
+    }
+}

@@ -1,0 +1,530 @@
+//! Verifier behaviour with an injected clock and fetcher: no sleeps, no network.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::{EncodingKey, Header};
+use serde_json::{json, Value};
+use tessera_verifier::{
+    Algorithm, FetchError, FetchFuture, FetchResponse, Fetcher, InvalidToken, ManualClock,
+    Verifier, VerifyError,
+};
+use tokio::sync::Semaphore;
+
+const ISS: &str = "https://issuer.test";
+const AUD: &str = "https://api.test";
+const T0: u64 = 1_800_000_000;
+
+struct Key {
+    kid: String,
+    pkcs8: Vec<u8>,
+    jwk: Value,
+}
+
+fn es256_key(kid: &str) -> Key {
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .unwrap();
+    let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+    let point = kp.public_key().as_ref();
+    let jwk = json!({"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256", "use": "sig",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65])});
+    Key {
+        kid: kid.into(),
+        pkcs8: pkcs8.as_ref().to_vec(),
+        jwk,
+    }
+}
+
+fn claims(now: u64) -> Value {
+    json!({"iss": ISS, "sub": "tc_1", "client_id": "tc_1", "aud": AUD, "exp": now + 300, "iat": now, "nbf": now,
+        "jti": "j1", "scope": "s2s:internal reports:read"})
+}
+
+fn sign(key: &Key, claims: &Value) -> String {
+    sign_with(key, "at+jwt", claims)
+}
+
+fn sign_with(key: &Key, typ: &str, claims: &Value) -> String {
+    let mut h = Header::new(jsonwebtoken::Algorithm::ES256);
+    h.kid = Some(key.kid.clone());
+    h.typ = Some(typ.into());
+    jsonwebtoken::encode(&h, claims, &EncodingKey::from_ec_der(&key.pkcs8)).unwrap()
+}
+
+/// A fake issuer: serves a JWKS (and discovery), counts fetches, can be down, can hold fetches.
+struct FakeIssuer {
+    jwks: Mutex<Value>,
+    metadata_issuer: Mutex<String>,
+    max_age: Mutex<Option<Duration>>,
+    fetches: AtomicU64,
+    down: AtomicBool,
+    gate: Semaphore,
+}
+
+impl FakeIssuer {
+    fn new(keys: &[&Key]) -> Arc<Self> {
+        let f = Arc::new(Self {
+            jwks: Mutex::new(json!({"keys": []})),
+            metadata_issuer: Mutex::new(ISS.into()),
+            max_age: Mutex::new(Some(Duration::from_secs(300))),
+            fetches: AtomicU64::new(0),
+            down: AtomicBool::new(false),
+            gate: Semaphore::new(1_000_000),
+        });
+        f.publish(keys);
+        f
+    }
+
+    fn publish(&self, keys: &[&Key]) {
+        *self.jwks.lock().unwrap() =
+            json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()});
+    }
+
+    fn jwks_fetches(&self) -> u64 {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
+
+impl Fetcher for FakeIssuer {
+    fn get<'a>(&'a self, url: &'a str) -> FetchFuture<'a> {
+        Box::pin(async move {
+            let _permit = self.gate.acquire().await.unwrap();
+            if self.down.load(Ordering::SeqCst) {
+                return Err(FetchError {
+                    url: url.into(),
+                    reason: "connection refused".into(),
+                });
+            }
+            if url.ends_with("/.well-known/oauth-authorization-server") {
+                let doc = json!({"issuer": *self.metadata_issuer.lock().unwrap(), "jwks_uri": "https://issuer.test/keys"});
+                return Ok(FetchResponse {
+                    body: doc.to_string().into_bytes(),
+                    max_age: None,
+                });
+            }
+            assert_eq!(url, "https://issuer.test/keys");
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            Ok(FetchResponse {
+                body: self.jwks.lock().unwrap().to_string().into_bytes(),
+                max_age: *self.max_age.lock().unwrap(),
+            })
+        })
+    }
+}
+
+fn setup(keys: &[&Key]) -> (Verifier, Arc<FakeIssuer>, Arc<ManualClock>) {
+    let issuer = FakeIssuer::new(keys);
+    let clock = Arc::new(ManualClock::new(UNIX_EPOCH + Duration::from_secs(T0)));
+    let v = Verifier::builder(ISS, AUD)
+        .fetcher(issuer.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    (v, issuer, clock)
+}
+
+fn invalid(r: Result<tessera_verifier::AccessToken, VerifyError>) -> InvalidToken {
+    match r {
+        Err(VerifyError::InvalidToken(i)) => i,
+        other => panic!("expected invalid token, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn accepts_a_valid_token_and_exposes_its_claims() {
+    let k = es256_key("k1");
+    let (v, issuer, _) = setup(&[&k]);
+    let at = v.verify(&sign(&k, &claims(T0))).await.unwrap();
+    assert_eq!(at.client_id, "tc_1");
+    assert_eq!(at.subject, "tc_1");
+    assert_eq!(at.audience, vec![AUD.to_string()]);
+    assert_eq!(at.expires_at, (T0 + 300) as i64);
+    assert_eq!(at.jti.as_deref(), Some("j1"));
+    assert!(at.has_scope("s2s:internal"));
+    at.require_scope("s2s:internal").unwrap();
+    at.require_all(["s2s:internal", "reports:read"]).unwrap();
+    at.require_any(["admin", "reports:read"]).unwrap();
+    let e = at.require_scope("admin").unwrap_err();
+    assert_eq!(e.status(), 403);
+    assert!(matches!(e, VerifyError::InsufficientScope { ref required } if required == "admin"));
+    assert_eq!(at.claims["scope"], "s2s:internal reports:read");
+    // application/at+jwt is the same type (RFC 9068 §2.1).
+    v.verify(&sign_with(&k, "application/at+jwt", &claims(T0)))
+        .await
+        .unwrap();
+    // Discovery once, JWKS once; later verifications are local.
+    for _ in 0..10 {
+        v.verify(&sign(&k, &claims(T0))).await.unwrap();
+    }
+    assert_eq!(issuer.jwks_fetches(), 1);
+}
+
+#[tokio::test]
+async fn rejects_every_kind_of_bad_token() {
+    let k = es256_key("k1");
+    let (v, _, _) = setup(&[&k]);
+    let good = sign(&k, &claims(T0));
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut c = claims(T0);
+        f(&mut c);
+        sign(&k, &c)
+    };
+    let (h, p, s) = {
+        let parts: Vec<&str> = good.split('.').collect();
+        (
+            parts[0].to_string(),
+            parts[1].to_string(),
+            parts[2].to_string(),
+        )
+    };
+    let header = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    // The HS256 attack: a MAC keyed with the issuer's public key.
+    let hs256 = {
+        let public = serde_json::to_vec(&k.jwk).unwrap();
+        let mut hh = Header::new(jsonwebtoken::Algorithm::HS256);
+        hh.kid = Some("k1".into());
+        hh.typ = Some("at+jwt".into());
+        jsonwebtoken::encode(&hh, &claims(T0), &EncodingKey::from_secret(&public)).unwrap()
+    };
+    let tampered_payload = {
+        let mut c = claims(T0);
+        c["scope"] = json!("admin");
+        format!("{h}.{}.{s}", URL_SAFE_NO_PAD.encode(c.to_string()))
+    };
+    let mut sig = URL_SAFE_NO_PAD.decode(&s).unwrap();
+    sig[5] ^= 1;
+    let tampered_sig = format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(sig));
+    let cases: Vec<(&str, String, InvalidToken)> = vec![
+        (
+            "wrong audience",
+            with(&|c| c["aud"] = json!("https://other")),
+            InvalidToken::WrongAudience,
+        ),
+        (
+            "wrong issuer",
+            with(&|c| c["iss"] = json!("https://evil")),
+            InvalidToken::WrongIssuer,
+        ),
+        (
+            "issuer with trailing slash",
+            with(&|c| c["iss"] = json!("https://issuer.test/")),
+            InvalidToken::WrongIssuer,
+        ),
+        (
+            "expired",
+            with(&|c| c["exp"] = json!(T0 - 31)),
+            InvalidToken::Expired,
+        ),
+        (
+            "no exp",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+            InvalidToken::MissingExpiry,
+        ),
+        (
+            "nbf in the future",
+            with(&|c| c["nbf"] = json!(T0 + 60)),
+            InvalidToken::NotYetValid,
+        ),
+        (
+            "iat in the future",
+            with(&|c| c["iat"] = json!(T0 + 60)),
+            InvalidToken::NotYetValid,
+        ),
+        (
+            "tampered payload",
+            tampered_payload,
+            InvalidToken::BadSignature,
+        ),
+        (
+            "tampered signature",
+            tampered_sig,
+            InvalidToken::BadSignature,
+        ),
+        (
+            "alg none",
+            format!(
+                "{}.{p}.",
+                header(json!({"alg": "none", "typ": "at+jwt", "kid": "k1"}))
+            ),
+            InvalidToken::AlgorithmNotAllowed,
+        ),
+        (
+            "HS256 with the public key",
+            hs256,
+            InvalidToken::AlgorithmNotAllowed,
+        ),
+        (
+            "RS256 header on an EC key",
+            format!(
+                "{}.{p}.{s}",
+                header(json!({"alg": "RS256", "typ": "at+jwt", "kid": "k1"}))
+            ),
+            InvalidToken::KeyMismatch,
+        ),
+        (
+            "wrong typ",
+            sign_with(&k, "JWT", &claims(T0)),
+            InvalidToken::WrongType,
+        ),
+        (
+            "missing typ",
+            format!("{}.{p}.{s}", header(json!({"alg": "ES256", "kid": "k1"}))),
+            InvalidToken::WrongType,
+        ),
+        (
+            "crit header",
+            format!(
+                "{}.{p}.{s}",
+                header(json!({"alg": "ES256", "typ": "at+jwt", "kid": "k1", "crit": ["exp"]}))
+            ),
+            InvalidToken::CriticalHeader,
+        ),
+        (
+            "unknown kid",
+            format!(
+                "{}.{p}.{s}",
+                header(json!({"alg": "ES256", "typ": "at+jwt", "kid": "nope"}))
+            ),
+            InvalidToken::UnknownKey,
+        ),
+        ("not a JWT", "hello".into(), InvalidToken::Malformed),
+        ("four parts", format!("{good}.x"), InvalidToken::Malformed),
+        (
+            "header not base64",
+            format!("!!.{p}.{s}"),
+            InvalidToken::Malformed,
+        ),
+        (
+            "too large",
+            format!("{h}.{}.{s}", "A".repeat(10_000)),
+            InvalidToken::TooLarge,
+        ),
+    ];
+    for (name, token, want) in cases {
+        let got = invalid(v.verify(&token).await);
+        assert_eq!(got, want, "{name}");
+        assert_eq!(VerifyError::InvalidToken(got).status(), 401);
+    }
+    // Leeway: 10 s past exp is still fine with the default 30 s.
+    v.verify(&with(&|c| c["exp"] = json!(T0 - 10)))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn jku_x5u_and_jwk_headers_are_never_trusted() {
+    let k = es256_key("k1");
+    let attacker = es256_key("k1"); // same kid, attacker's key, embedded in the header
+    let (v, issuer, _) = setup(&[&k]);
+    let mut h = Header::new(jsonwebtoken::Algorithm::ES256);
+    h.kid = Some("k1".into());
+    h.typ = Some("at+jwt".into());
+    h.jku = Some("https://evil.test/keys".into());
+    h.x5u = Some("https://evil.test/cert".into());
+    h.jwk = Some(serde_json::from_value(attacker.jwk.clone()).unwrap());
+    let forged =
+        jsonwebtoken::encode(&h, &claims(T0), &EncodingKey::from_ec_der(&attacker.pkcs8)).unwrap();
+    assert_eq!(invalid(v.verify(&forged).await), InvalidToken::BadSignature);
+    assert_eq!(
+        issuer.jwks_fetches(),
+        1,
+        "a bad signature never causes a refetch, and jku is not followed"
+    );
+}
+
+#[tokio::test]
+async fn random_kid_flood_causes_at_most_one_fetch_per_cooldown() {
+    let k = es256_key("k1");
+    let (v, issuer, clock) = setup(&[&k]);
+    v.verify(&sign(&k, &claims(T0))).await.unwrap();
+    assert_eq!(issuer.jwks_fetches(), 1);
+    let (p, s) = {
+        let t = sign(&k, &claims(T0));
+        let parts: Vec<String> = t.split('.').map(str::to_owned).collect();
+        (parts[1].clone(), parts[2].clone())
+    };
+    let forged = |i: usize| {
+        let h = URL_SAFE_NO_PAD.encode(
+            json!({"alg": "ES256", "typ": "at+jwt", "kid": format!("random-{i}")}).to_string(),
+        );
+        format!("{h}.{p}.{s}")
+    };
+    // Past the cooldown, so the burst is allowed exactly one refetch between them.
+    clock.advance(Duration::from_secs(31));
+    let mut tasks = Vec::new();
+    for i in 0..1000 {
+        let (v, t) = (v.clone(), forged(i));
+        tasks.push(tokio::spawn(async move { v.verify(&t).await }));
+    }
+    for t in tasks {
+        assert_eq!(invalid(t.await.unwrap()), InvalidToken::UnknownKey);
+    }
+    assert_eq!(issuer.jwks_fetches(), 2, "1000 random kids: one refetch");
+    // Within the cooldown, more random kids fetch nothing.
+    clock.advance(Duration::from_secs(10));
+    for i in 0..100 {
+        assert_eq!(
+            invalid(v.verify(&forged(2000 + i)).await),
+            InvalidToken::UnknownKey
+        );
+    }
+    assert_eq!(issuer.jwks_fetches(), 2);
+    // A failed signature never refetches.
+    let mut bad = sign(&k, &claims(T0));
+    bad.pop();
+    bad.push('A');
+    clock.advance(Duration::from_secs(60));
+    for _ in 0..50 {
+        let _ = v.verify(&bad).await;
+    }
+    assert_eq!(issuer.jwks_fetches(), 2);
+}
+
+#[tokio::test]
+async fn key_rotation_is_picked_up_by_unknown_kid_refresh() {
+    let k1 = es256_key("k1");
+    let k2 = es256_key("k2");
+    let (v, issuer, clock) = setup(&[&k1]);
+    v.verify(&sign(&k1, &claims(T0))).await.unwrap();
+    issuer.publish(&[&k1, &k2]);
+    clock.advance(Duration::from_secs(31));
+    let now = T0 + 31;
+    v.verify(&sign(&k2, &claims(now))).await.unwrap();
+    assert_eq!(issuer.jwks_fetches(), 2);
+    v.verify(&sign(&k1, &claims(now))).await.unwrap();
+}
+
+#[tokio::test]
+async fn known_keys_verify_while_a_refresh_is_in_flight() {
+    let k = es256_key("k1");
+    let (v, issuer, clock) = setup(&[&k]);
+    v.verify(&sign(&k, &claims(T0))).await.unwrap();
+    // Hold every further fetch at the gate, then ask for an unknown kid (starts a refresh).
+    let held = issuer.gate.acquire_many(1_000_000).await.unwrap();
+    clock.advance(Duration::from_secs(31));
+    let now = T0 + 31;
+    let stranger = es256_key("k9");
+    let (v2, t) = (v.clone(), sign(&stranger, &claims(now)));
+    let waiting = tokio::spawn(async move { v2.verify(&t).await });
+    tokio::task::yield_now().await;
+    // The known key still verifies at once: no lock is held across the fetch.
+    let ok = tokio::time::timeout(Duration::from_secs(5), v.verify(&sign(&k, &claims(now)))).await;
+    assert!(ok
+        .expect("verification of a known key must not wait for the refresh")
+        .is_ok());
+    drop(held);
+    assert_eq!(invalid(waiting.await.unwrap()), InvalidToken::UnknownKey);
+}
+
+#[tokio::test]
+async fn issuer_down_serves_cached_keys_until_max_staleness() {
+    let k = es256_key("k1");
+    let issuer = FakeIssuer::new(&[&k]);
+    let clock = Arc::new(ManualClock::new(UNIX_EPOCH + Duration::from_secs(T0)));
+    let v = Verifier::builder(ISS, AUD)
+        .fetcher(issuer.clone())
+        .clock(clock.clone())
+        .max_staleness(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    v.verify(&sign(&k, &claims(T0))).await.unwrap();
+    issuer.down.store(true, Ordering::SeqCst);
+    // Past max-age (300 s): background refreshes fail, cached keys keep working.
+    for step in [250u64, 200, 100] {
+        clock.advance(Duration::from_secs(step));
+        let now = clock.now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        v.verify(&sign(&k, &claims(now))).await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    // Past max staleness (600 s after the last good fetch): keys unavailable → 503.
+    clock.advance(Duration::from_secs(100));
+    let now = clock.now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let e = v.verify(&sign(&k, &claims(now))).await.unwrap_err();
+    assert!(matches!(e, VerifyError::KeysUnavailable(_)), "{e:?}");
+    assert_eq!(e.status(), 503);
+    // The issuer returns; after the cooldown the keys come back.
+    issuer.down.store(false, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(31));
+    let now = clock.now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    v.verify(&sign(&k, &claims(now))).await.unwrap();
+}
+
+use tessera_verifier::Clock as _;
+
+#[tokio::test]
+async fn max_age_drives_background_refresh() {
+    let k = es256_key("k1");
+    let (v, issuer, clock) = setup(&[&k]);
+    *issuer.max_age.lock().unwrap() = Some(Duration::from_secs(100));
+    v.verify(&sign(&k, &claims(T0))).await.unwrap();
+    clock.advance(Duration::from_secs(70));
+    v.verify(&sign(&k, &claims(T0 + 70))).await.unwrap();
+    assert_eq!(
+        issuer.jwks_fetches(),
+        1,
+        "before 80 % of max-age, nothing is fetched"
+    );
+    clock.advance(Duration::from_secs(15));
+    v.verify(&sign(&k, &claims(T0 + 85))).await.unwrap();
+    for _ in 0..100 {
+        if issuer.jwks_fetches() == 2 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        issuer.jwks_fetches(),
+        2,
+        "refreshed in the background ahead of expiry"
+    );
+}
+
+#[tokio::test]
+async fn discovery_issuer_must_match_exactly() {
+    let k = es256_key("k1");
+    let (v, issuer, _) = setup(&[&k]);
+    *issuer.metadata_issuer.lock().unwrap() = "https://evil.test".into();
+    let e = v.verify(&sign(&k, &claims(T0))).await.unwrap_err();
+    assert!(
+        matches!(e, VerifyError::KeysUnavailable(ref m) if m.contains("issuer")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn configuration_is_checked() {
+    let f = FakeIssuer::new(&[]);
+    assert!(Verifier::builder(ISS, "")
+        .fetcher(f.clone())
+        .build()
+        .is_err());
+    assert!(Verifier::builder("issuer", AUD)
+        .fetcher(f.clone())
+        .build()
+        .is_err());
+    assert!(Verifier::builder(ISS, AUD)
+        .fetcher(f.clone())
+        .algorithms([Algorithm::HS256])
+        .build()
+        .is_err());
+    assert!(Verifier::builder(ISS, AUD)
+        .fetcher(f.clone())
+        .algorithms([Algorithm::ES256, Algorithm::HS512])
+        .build()
+        .is_err());
+    assert!(Verifier::builder(ISS, AUD)
+        .fetcher(f)
+        .algorithms([])
+        .build()
+        .is_err());
+    let _ = SystemTime::now();
+}
