@@ -118,7 +118,7 @@ impl ApiKeyAuthenticator {
             expires_at: i64::MAX,
             issued_at: None,
             jti: None,
-            claims: serde_json::Map::new(),
+            raw_claims: std::sync::Arc::from("{}"),
         })
     }
 }

@@ -16,18 +16,85 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
+use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::fetch::{FetchError, Fetcher};
 
-/// One usable key.
+/// One usable key, parsed once per JWKS fetch (not once per token): for every algorithm it may
+/// verify (from `kty`/`crv`, narrowed by the JWK's `alg`), an aws-lc-rs key ready to check
+/// signatures.
 pub(crate) struct KeyEntry {
-    pub key: DecodingKey,
-    /// The algorithms this key may verify (from `kty`/`crv`, narrowed by the JWK's `alg`).
-    pub algs: Vec<Algorithm>,
+    parsed: Vec<(Algorithm, ParsedPublicKey)>,
+}
+
+impl KeyEntry {
+    /// The parsed key for `alg`, if this key may verify `alg` at all.
+    pub fn for_alg(&self, alg: Algorithm) -> Option<&ParsedPublicKey> {
+        self.parsed.iter().find(|(a, _)| *a == alg).map(|(_, k)| k)
+    }
+}
+
+/// The aws-lc-rs verification algorithm for a JOSE algorithm. ES256/ES384 signatures are the
+/// fixed-width r‖s form JWS uses (RFC 7518 §3.4).
+fn verification_alg(alg: Algorithm) -> Option<&'static dyn VerificationAlgorithm> {
+    Some(match alg {
+        Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+        Algorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
+        Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
+        Algorithm::EdDSA => &signature::ED25519,
+        _ => return None,
+    })
+}
+
+/// DER `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` (RFC 8017 A.1.1).
+fn der_rsa_public_key(n: &[u8], e: &[u8]) -> Vec<u8> {
+    fn len(out: &mut Vec<u8>, l: usize) {
+        if l < 0x80 {
+            out.push(l as u8);
+        } else {
+            let bytes: Vec<u8> = l
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+    }
+    fn integer(out: &mut Vec<u8>, v: &[u8]) {
+        let v: &[u8] = {
+            let first = v
+                .iter()
+                .position(|b| *b != 0)
+                .unwrap_or(v.len().saturating_sub(1));
+            &v[first..]
+        };
+        let pad = v.first().is_some_and(|b| b & 0x80 != 0);
+        out.push(0x02);
+        len(out, v.len() + usize::from(pad));
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(v);
+    }
+    let mut body = Vec::with_capacity(n.len() + e.len() + 16);
+    integer(&mut body, n);
+    integer(&mut body, e);
+    let mut out = vec![0x30];
+    len(&mut out, body.len());
+    out.extend(body);
+    out
 }
 
 /// A fetched key set.
@@ -107,8 +174,29 @@ fn entry(jwk: &Jwk) -> Option<KeyEntry> {
             vec![named]
         }
     };
-    let key = DecodingKey::from_jwk(jwk).ok()?;
-    Some(KeyEntry { key, algs })
+    let b64 = |s: &str| URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok();
+    let public: Vec<u8> = match &jwk.algorithm {
+        AlgorithmParameters::RSA(rsa) => der_rsa_public_key(&b64(&rsa.n)?, &b64(&rsa.e)?),
+        AlgorithmParameters::EllipticCurve(ec) => {
+            let (x, y) = (b64(&ec.x)?, b64(&ec.y)?);
+            let width = if matches!(ec.curve, EllipticCurve::P256) {
+                32
+            } else {
+                48
+            };
+            if x.len() != width || y.len() != width {
+                return None;
+            }
+            [&[0x04][..], &x, &y].concat()
+        }
+        AlgorithmParameters::OctetKeyPair(okp) => b64(&okp.x)?,
+        AlgorithmParameters::OctetKey(_) => return None,
+    };
+    let parsed: Vec<(Algorithm, ParsedPublicKey)> = algs
+        .into_iter()
+        .filter_map(|a| Some((a, ParsedPublicKey::new(verification_alg(a)?, &public).ok()?)))
+        .collect();
+    (!parsed.is_empty()).then_some(KeyEntry { parsed })
 }
 
 fn key_alg(ka: KeyAlgorithm) -> Option<Algorithm> {

@@ -22,8 +22,8 @@ pub struct AccessToken {
     pub issued_at: Option<i64>,
     /// `jti`, if present.
     pub jti: Option<String>,
-    /// Every claim as sent.
-    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The claims as sent, as JSON text (parsed only if asked for: see [`AccessToken::claims`]).
+    pub(crate) raw_claims: std::sync::Arc<str>,
 }
 
 impl fmt::Debug for AccessToken {
@@ -43,6 +43,16 @@ impl fmt::Debug for AccessToken {
 pub type ScopeError = VerifyError;
 
 impl AccessToken {
+    /// Every claim as sent, including ones this crate does not interpret.
+    pub fn claims(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(&self.raw_claims).unwrap_or_default()
+    }
+
+    /// The claims as the JSON text the token carried.
+    pub fn raw_claims(&self) -> &str {
+        &self.raw_claims
+    }
+
     /// Whether the token carries `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.contains(scope)

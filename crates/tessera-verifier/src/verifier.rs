@@ -1,5 +1,6 @@
 //! The verifier and its builder.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -7,7 +8,6 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::Validation;
 use serde::Deserialize;
 
 pub use jsonwebtoken::Algorithm;
@@ -216,11 +216,53 @@ impl VerifierBuilder {
 }
 
 #[derive(Deserialize)]
-struct Header {
-    alg: String,
-    typ: Option<String>,
-    kid: Option<String>,
-    crit: Option<serde_json::Value>,
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(borrow)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kid: Option<Cow<'a, str>>,
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+/// The registered claims this crate checks, borrowed from the payload where possible (parsing
+/// into a generic map would cost more than an RSA signature check).
+#[derive(Deserialize)]
+struct Registered<'a> {
+    #[serde(borrow)]
+    iss: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    sub: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    aud: Option<Aud<'a>>,
+    exp: Option<NumericDate>,
+    nbf: Option<NumericDate>,
+    iat: Option<NumericDate>,
+    #[serde(borrow)]
+    jti: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    client_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    scope: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Aud<'a> {
+    One(#[serde(borrow)] Cow<'a, str>),
+    Many(#[serde(borrow)] Vec<Cow<'a, str>>),
+}
+
+/// RFC 7519 NumericDate: seconds, possibly fractional.
+#[derive(Deserialize, Clone, Copy)]
+#[serde(transparent)]
+struct NumericDate(f64);
+
+impl NumericDate {
+    fn secs(self) -> i64 {
+        self.0 as i64
+    }
 }
 
 impl Verifier {
@@ -318,82 +360,76 @@ impl Verifier {
             Lookup::Unknown => return Err(InvalidToken::UnknownKey.into()),
             Lookup::Unavailable(e) => return Err(VerifyError::KeysUnavailable(e)),
         };
-        if !entry.algs.contains(&alg) {
-            return Err(InvalidToken::KeyMismatch.into());
+        let key = entry.for_alg(alg).ok_or(InvalidToken::KeyMismatch)?;
+        // The signature covers the first two segments exactly as received (RFC 7515 §5.2).
+        let (signing_input, sig64) = token.rsplit_once('.').ok_or(InvalidToken::Malformed)?;
+        let mut sig = [0u8; 1024]; // RSA-8192 signatures are 1024 bytes
+        if sig64.len() > 1366 {
+            return Err(InvalidToken::Malformed.into());
         }
-        // Signature only; the claims are checked below against the injected clock.
-        let mut validation = Validation::new(alg);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
-        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
-            token,
-            &entry.key,
-            &validation,
-        )
-        .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => InvalidToken::BadSignature,
-            _ => InvalidToken::Malformed,
-        })?;
-        self.check_claims(data.claims)
+        let n = URL_SAFE_NO_PAD
+            .decode_slice(sig64, &mut sig)
+            .map_err(|_| InvalidToken::Malformed)?;
+        key.verify_sig(signing_input.as_bytes(), &sig[..n])
+            .map_err(|_| InvalidToken::BadSignature)?;
+        let payload64 = signing_input
+            .split_once('.')
+            .map(|(_, p)| p)
+            .ok_or(InvalidToken::Malformed)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload64)
+            .map_err(|_| InvalidToken::Malformed)?;
+        let text = std::str::from_utf8(&payload).map_err(|_| InvalidToken::Malformed)?;
+        let claims: Registered<'_> =
+            serde_json::from_str(text).map_err(|_| InvalidToken::Malformed)?;
+        self.check_claims(claims, text)
     }
 
-    fn check_claims(
-        &self,
-        claims: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<AccessToken, VerifyError> {
+    fn check_claims(&self, c: Registered<'_>, raw: &str) -> Result<AccessToken, VerifyError> {
         let inner = &self.inner;
         let now = unix(inner.clock.now());
-        let str_claim = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-        let int_claim = |k: &str| {
-            claims
-                .get(k)
-                .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
-        };
-        if str_claim("iss").as_deref() != Some(inner.issuer.as_str()) {
+        if c.iss.as_deref() != Some(inner.issuer.as_str()) {
             return Err(InvalidToken::WrongIssuer.into());
         }
-        let audience: Vec<String> = match claims.get("aud") {
-            Some(serde_json::Value::String(s)) => vec![s.clone()],
-            Some(serde_json::Value::Array(a)) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
+        let audience: Vec<String> = match c.aud {
+            Some(Aud::One(a)) => vec![a.into_owned()],
+            Some(Aud::Many(list)) => list.into_iter().map(Cow::into_owned).collect(),
+            None => Vec::new(),
         };
         if !audience.iter().any(|a| a == &inner.audience) {
             return Err(InvalidToken::WrongAudience.into());
         }
-        let exp = int_claim("exp").ok_or(InvalidToken::MissingExpiry)?;
+        let exp = c.exp.ok_or(InvalidToken::MissingExpiry)?.secs();
         if now >= exp.saturating_add(inner.leeway) {
             return Err(InvalidToken::Expired.into());
         }
-        if int_claim("nbf").is_some_and(|nbf| nbf > now.saturating_add(inner.leeway)) {
+        if c.nbf
+            .is_some_and(|nbf| nbf.secs() > now.saturating_add(inner.leeway))
+        {
             return Err(InvalidToken::NotYetValid.into());
         }
-        let iat = int_claim("iat");
+        let iat = c.iat.map(NumericDate::secs);
         if iat.is_some_and(|iat| iat > now.saturating_add(inner.leeway)) {
             return Err(InvalidToken::NotYetValid.into());
         }
-        let subject = str_claim("sub").unwrap_or_default();
-        let scopes: BTreeSet<String> = match claims.get("scope") {
-            Some(serde_json::Value::String(s)) => s
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            _ => BTreeSet::new(),
-        };
+        let subject = c.sub.map(Cow::into_owned).unwrap_or_default();
+        let scopes: BTreeSet<String> = c
+            .scope
+            .as_deref()
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
         Ok(AccessToken {
-            client_id: str_claim("client_id").unwrap_or_else(|| subject.clone()),
+            client_id: c.client_id.map_or_else(|| subject.clone(), Cow::into_owned),
             subject,
             scopes,
             audience,
             expires_at: exp,
             issued_at: iat,
-            jti: str_claim("jti"),
-            claims,
+            jti: c.jti.map(Cow::into_owned),
+            raw_claims: Arc::from(raw),
         })
     }
 }

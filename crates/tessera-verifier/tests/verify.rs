@@ -154,7 +154,7 @@ async fn accepts_a_valid_token_and_exposes_its_claims() {
     let e = at.require_scope("admin").unwrap_err();
     assert_eq!(e.status(), 403);
     assert!(matches!(e, VerifyError::InsufficientScope { ref required } if required == "admin"));
-    assert_eq!(at.claims["scope"], "s2s:internal reports:read");
+    assert_eq!(at.claims()["scope"], "s2s:internal reports:read");
     // application/at+jwt is the same type (RFC 9068 §2.1).
     v.verify(&sign_with(&k, "application/at+jwt", &claims(T0)))
         .await
