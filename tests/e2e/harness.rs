@@ -31,12 +31,14 @@ impl Server {
         let mut cmd = Command::new(BIN);
         cmd.arg("--data-dir")
             .arg(data_dir)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("serve")
             .args(extra)
             .env_remove("TESSERA_LOG")
             // Fast pick-up of CLI changes, so tests that wait for them are quick; a test's own
             // --refresh-interval-ms flag overrides this.
             .env("TESSERA_REFRESH_INTERVAL_MS", "100")
+            // A free port unless the test passes --listen.
+            .env("TESSERA_LISTEN", "127.0.0.1:0")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -90,6 +92,11 @@ impl Server {
     /// Everything the process wrote to stdout and stderr so far.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
+    }
+
+    /// How many times a log line contains `needle`.
+    pub fn count_logs(&self, needle: &str) -> usize {
+        self.logs().matches(needle).count()
     }
 
     pub fn pid(&self) -> u32 {
