@@ -72,7 +72,21 @@ async fn issue(
     )?;
     let basic = authorization.is_some();
     let now = app.clock.now();
-    let client = app.registry.find_client(creds.client_id.as_str()).await;
+    let unavailable = || -> ApiError {
+        OAuthError::unavailable(
+            "the client registry cannot reach its database; retry shortly",
+            2,
+        )
+        .into()
+    };
+    if app.registry.is_stale() {
+        return Err(unavailable());
+    }
+    let client = app
+        .registry
+        .find_client(creds.client_id.as_str())
+        .await
+        .map_err(|_| unavailable())?;
     match app
         .verifier
         .verify(

@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
 use crate::keys::{self, Alg, KeyRing, MasterKey, StoredKey};
@@ -49,7 +49,15 @@ pub struct Registry {
     db_ok: AtomicBool,
     /// Bounds database look-ups of ids missing from the snapshot (see [`Registry::find_client`]).
     lookups: tokio::sync::Semaphore,
+    /// When a refresh last reached the database.
+    last_ok: Mutex<Instant>,
+    /// Beyond this without a successful refresh, the state is too old to authenticate with.
+    stale_after: Mutex<Duration>,
 }
+
+/// The database could not be asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unavailable;
 
 impl Registry {
     /// Load clients and keys, generating the first signing key (with `alg`) if the database has
@@ -100,6 +108,8 @@ impl Registry {
             revision: AtomicI64::new(revision),
             db_ok: AtomicBool::new(true),
             lookups: tokio::sync::Semaphore::new(MAX_CONCURRENT_LOOKUPS),
+            last_ok: Mutex::new(Instant::now()),
+            stale_after: Mutex::new(Duration::from_secs(6)),
         })
     }
 
@@ -113,21 +123,45 @@ impl Registry {
     /// database look-ups run at most [`MAX_CONCURRENT_LOOKUPS`] at a time; when they are all busy
     /// (a flood of made-up ids) the id is treated as unknown rather than queued. Changes to known
     /// clients (disable, delete, new scopes) still arrive with the next refresh.
-    pub async fn find_client(&self, id: &str) -> Option<Arc<Client>> {
+    ///
+    /// Fails with [`Unavailable`] when the database cannot be asked, so the caller can answer
+    /// "try again" rather than "wrong credentials".
+    pub async fn find_client(&self, id: &str) -> Result<Option<Arc<Client>>, Unavailable> {
         if let Some(c) = self.client(id) {
-            return Some(c);
+            return Ok(Some(c));
         }
-        let _permit = self.lookups.try_acquire().ok()?;
-        let client_id = crate::oauth::ClientId::parse(id)?;
+        let Ok(_permit) = self.lookups.try_acquire() else {
+            return Ok(None);
+        };
+        let Some(client_id) = crate::oauth::ClientId::parse(id) else {
+            return Ok(None);
+        };
         let lookup =
             tokio::time::timeout(Duration::from_secs(2), self.store.get_client(&client_id));
-        let client = Arc::new(lookup.await.ok()?.ok()??);
+        let client = match lookup.await {
+            Ok(Ok(Some(c))) => Arc::new(c),
+            Ok(Ok(None)) => return Ok(None),
+            Ok(Err(_)) | Err(_) => return Err(Unavailable),
+        };
         if let Ok(mut w) = self.clients.write() {
             let mut map = HashMap::clone(&w);
             map.insert(id.to_owned(), client.clone());
             *w = Arc::new(map);
         }
-        Some(client)
+        Ok(Some(client))
+    }
+
+    /// Whether the in-memory state is too old to authenticate with: no refresh has reached the
+    /// database for longer than the staleness bound (3 refresh intervals, at least 2 s). Serving
+    /// from it would ignore disables and revocations made meanwhile, so the token endpoint
+    /// refuses with 503 instead.
+    pub fn is_stale(&self) -> bool {
+        let last = self.last_ok.lock().map_or_else(|p| *p.into_inner(), |g| *g);
+        let bound = self
+            .stale_after
+            .lock()
+            .map_or(Duration::from_secs(6), |g| *g);
+        last.elapsed() > bound
     }
 
     /// The current key ring.
@@ -164,10 +198,13 @@ impl Registry {
     /// reached its activation or retirement time). Returns whether anything was reloaded.
     pub async fn refresh(&self) -> Result<bool, RegistryError> {
         let result = self.refresh_inner().await;
-        self.db_ok.store(
-            !matches!(result, Err(RegistryError::Store(_))),
-            Ordering::Relaxed,
-        );
+        let ok = !matches!(result, Err(RegistryError::Store(_)));
+        self.db_ok.store(ok, Ordering::Relaxed);
+        if ok {
+            if let Ok(mut t) = self.last_ok.lock() {
+                *t = Instant::now();
+            }
+        }
         result
     }
 
@@ -210,17 +247,25 @@ impl Registry {
         Ok(changed)
     }
 
-    /// Refresh every `interval` until `shutdown` resolves.
+    /// Refresh every `interval`, and at once when the store announces a change (PostgreSQL
+    /// `NOTIFY`). Also sets the staleness bound from `interval`.
     pub fn spawn_refresher(self: Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+        if let Ok(mut s) = self.stale_after.lock() {
+            *s = (interval * 3).max(Duration::from_secs(2));
+        }
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let listener = self.store.spawn_change_listener(wake.clone());
         tokio::spawn(async move {
+            let _listener = listener.map(AbortOnDrop);
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
             loop {
-                tick.tick().await;
-                match tokio::time::timeout(interval.max(Duration::from_secs(5)), self.refresh())
-                    .await
-                {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = wake.notified() => {}
+                }
+                match tokio::time::timeout(Duration::from_secs(5), self.refresh()).await {
                     Ok(Ok(true)) => tracing::debug!("registry reloaded"),
                     Ok(Ok(false)) => {}
                     Ok(Err(e)) => {
@@ -233,6 +278,14 @@ impl Registry {
                 }
             }
         })
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -3,13 +3,17 @@
 //! One [`Store`] interface over the backends; everything above it (admin operations, the
 //! registry, the HTTP handlers) is backend-agnostic.
 
+mod postgres;
+mod sql;
 mod sqlite;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::keys::StoredKey;
 use crate::oauth::{Audience, Client, ClientId, ScopeSet, StoredSecret};
 
+pub use postgres::{PostgresStore, CHANGES_CHANNEL};
 pub use sqlite::SqliteStore;
 
 /// A storage failure.
@@ -82,26 +86,44 @@ pub struct ClientUpdate {
 pub enum Store {
     /// Embedded SQLite (the default).
     Sqlite(SqliteStore),
+    /// PostgreSQL (several replicas).
+    Postgres(PostgresStore),
 }
 
 macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             Store::Sqlite($s) => $e,
+            Store::Postgres($s) => $e,
         }
     };
 }
 
 impl Store {
-    /// Connect to `url` (`sqlite://…`), creating an SQLite file if needed, and apply migrations.
+    /// Connect to `url`: `sqlite://PATH` (the file is created if needed) or
+    /// `postgres://…` / `postgresql://…`. Call [`Store::migrate`] next.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         if url.starts_with("sqlite:") {
             Ok(Store::Sqlite(SqliteStore::connect(url).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(PostgresStore::connect(url).await?))
         } else {
             Err(StoreError::Other(format!(
-                "unsupported database URL scheme in '{}' (use sqlite://PATH)",
+                "unsupported database URL scheme in '{}' (use sqlite://PATH or postgres://…)",
                 redact_url(url)
             )))
+        }
+    }
+
+    /// Wake `wake` whenever another process changes clients or keys, where the backend can tell
+    /// (PostgreSQL `LISTEN/NOTIFY`); `None` where servers must rely on polling (SQLite).
+    pub fn spawn_change_listener(
+        &self,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(p) => Some(p.spawn_listener(wake)),
         }
     }
 

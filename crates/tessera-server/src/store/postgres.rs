@@ -1,0 +1,97 @@
+//! The PostgreSQL backend, for several replicas behind one database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../../../migrations/postgres/0001_initial.sql"),
+)];
+
+/// The channel on which every change is announced (`NOTIFY`), so replicas reload at once
+/// instead of waiting for their next poll.
+pub const CHANGES_CHANNEL: &str = "tessera_changes";
+
+/// PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+super::sql::shared_queries!(PostgresStore, Postgres, sqlx::postgres::PgRow, MIGRATIONS);
+
+impl PostgresStore {
+    /// Connect to `url`. Connections are made lazily, so a database that is down at this moment
+    /// surfaces as an error on first use (start-up uses it at once, and fails with one line).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("bad PostgreSQL URL: {e}")))?
+            .application_name("tessera");
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .min_connections(0)
+            // Bounded waits: an unreachable database is an error within seconds, never a hang.
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_with(opts)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub(super) async fn insert_first_key(
+        &self,
+        key: &StoredKey,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Serialises replicas that start at the same moment on an empty database: the second
+        // waits here, then sees the first one's key and inserts nothing.
+        sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let inserted = Self::insert_key_if_none(&mut tx, key, now).await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn notify(tx: &mut Transaction<'_, Postgres>, revision: i64) -> Result<(), StoreError> {
+        // Delivered at commit, to every replica LISTENing.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGES_CHANNEL)
+            .bind(revision.to_string())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Listen for change notifications and wake `wake` on each, reconnecting after failures.
+    pub(super) fn spawn_listener(
+        &self,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> tokio::task::JoinHandle<()> {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            loop {
+                match PgListener::connect_with(&pool).await {
+                    Ok(mut listener) => {
+                        if listener.listen(CHANGES_CHANNEL).await.is_ok() {
+                            // Changes may have happened while we were not listening.
+                            wake.notify_one();
+                            while listener.recv().await.is_ok() {
+                                wake.notify_one();
+                            }
+                        }
+                        tracing::debug!("change listener lost its connection; reconnecting");
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "change listener cannot connect; retrying")
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    }
+}

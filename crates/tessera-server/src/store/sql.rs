@@ -1,0 +1,250 @@
+//! The SQL both backends share. sqlx's SQLite driver accepts PostgreSQL-style `$N` placeholders,
+//! so one text serves both; this macro stamps the same methods onto each backend's store type,
+//! so a query exists once however many backends there are. Backend-specific parts (connecting,
+//! the lock that makes "create the first key" race-free, change notification) live in each
+//! backend's module.
+
+/// Migrations compiled into the binary, so a single file runs anywhere.
+#[derive(Debug)]
+pub(super) struct Embedded(pub &'static [(i64, &'static str, &'static str)]);
+
+impl<'s> sqlx::migrate::MigrationSource<'s> for Embedded {
+    fn resolve(
+        self,
+    ) -> futures_core::future::BoxFuture<
+        's,
+        Result<Vec<sqlx::migrate::Migration>, sqlx::error::BoxDynError>,
+    > {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .iter()
+                .map(|(v, d, sql)| {
+                    sqlx::migrate::Migration::new(
+                        *v,
+                        std::borrow::Cow::Borrowed(d),
+                        sqlx::migrate::MigrationType::Simple,
+                        std::borrow::Cow::Borrowed(sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+macro_rules! shared_queries {
+    ($Store:ident, $Db:ty, $Row:ty, $MIGRATIONS:expr) => {
+        use std::str::FromStr as _;
+
+        use sqlx::Row as _;
+
+        use crate::keys::{Alg, Jwk, Kid, StoredKey};
+        use crate::oauth::{Client, ClientId, SecretId, StoredSecret};
+        use crate::secrets::SecretHash;
+        use crate::store::{audiences_from_json, audiences_to_json, scopes_from_text, ClientUpdate, NewClient, StoreError};
+
+        impl $Store {
+            pub(in crate::store) async fn migrate(&self) -> Result<(), StoreError> {
+                let migrator = sqlx::migrate::Migrator::new(crate::store::sql::Embedded($MIGRATIONS))
+                    .await
+                    .map_err(|e| StoreError::Migrate(e.to_string()))?;
+                migrator.run(&self.pool).await.map_err(|e| StoreError::Migrate(e.to_string()))
+            }
+
+            pub(in crate::store) async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            pub(in crate::store) async fn revision(&self) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar("SELECT revision FROM meta WHERE id = 1").fetch_one(&self.pool).await?)
+            }
+
+            pub(in crate::store) async fn load_clients(&self) -> Result<Vec<Client>, StoreError> {
+                // One transaction, so clients and secrets are from the same moment.
+                let mut tx = self.pool.begin().await?;
+                let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, id").fetch_all(&mut *tx).await?;
+                let secrets = sqlx::query("SELECT * FROM client_secrets ORDER BY created_at, id").fetch_all(&mut *tx).await?;
+                tx.commit().await?;
+                let mut clients = rows.iter().map(client_from_row).collect::<Result<Vec<_>, _>>()?;
+                let by_id: std::collections::HashMap<String, usize> =
+                    clients.iter().enumerate().map(|(i, c)| (c.id.as_str().to_owned(), i)).collect();
+                for row in &secrets {
+                    let client_id: String = row.try_get("client_id")?;
+                    if let Some(&i) = by_id.get(&client_id) {
+                        clients[i].secrets.push(secret_from_row(row)?);
+                    }
+                }
+                Ok(clients)
+            }
+
+            pub(in crate::store) async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let row = sqlx::query("SELECT * FROM clients WHERE id = $1").bind(id.as_str()).fetch_optional(&mut *tx).await?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let mut client = client_from_row(&row)?;
+                let secrets = sqlx::query("SELECT * FROM client_secrets WHERE client_id = $1 ORDER BY created_at, id")
+                    .bind(id.as_str())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                client.secrets = secrets.iter().map(secret_from_row).collect::<Result<_, _>>()?;
+                Ok(Some(client))
+            }
+
+            pub(in crate::store) async fn create_client(&self, c: &NewClient, now: i64) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO clients (id, name, scopes, audiences, token_ttl, enabled, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(c.id.as_str())
+                .bind(&c.name)
+                .bind(c.scopes.to_string())
+                .bind(audiences_to_json(&c.audiences))
+                .bind(i64::from(c.token_ttl))
+                .bind(true)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO client_secrets (id, client_id, hash, created_at, expires_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, $5, NULL)",
+                )
+                .bind(&c.secret.id.0)
+                .bind(c.id.as_str())
+                .bind(c.secret.hash.as_str())
+                .bind(c.secret.created_at)
+                .bind(c.secret.expires_at)
+                .execute(&mut *tx)
+                .await?;
+                Self::changed(&mut tx).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            pub(in crate::store) async fn update_client(&self, id: &ClientId, u: &ClientUpdate, now: i64) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let r = sqlx::query(
+                    "UPDATE clients SET name = COALESCE($1, name), scopes = COALESCE($2, scopes), \
+                     audiences = COALESCE($3, audiences), token_ttl = COALESCE($4, token_ttl), \
+                     enabled = COALESCE($5, enabled), updated_at = $6 WHERE id = $7",
+                )
+                .bind(u.name.as_deref())
+                .bind(u.scopes.as_ref().map(|s| s.to_string()))
+                .bind(u.audiences.as_deref().map(audiences_to_json))
+                .bind(u.token_ttl.map(i64::from))
+                .bind(u.enabled)
+                .bind(now)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                if r.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                Self::changed(&mut tx).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            pub(in crate::store) async fn delete_client(&self, id: &ClientId) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let r = sqlx::query("DELETE FROM clients WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await?;
+                if r.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                Self::changed(&mut tx).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            pub(in crate::store) async fn load_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+                let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid").fetch_all(&self.pool).await?;
+                rows.iter().map(key_from_row).collect()
+            }
+
+            /// Inside a transaction that holds the backend's write lock: insert `key` unless a
+            /// key is published at `now`.
+            async fn insert_key_if_none(tx: &mut sqlx::Transaction<'_, $Db>, key: &StoredKey, now: i64) -> Result<bool, StoreError> {
+                let published: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys WHERE retires_at IS NULL OR retires_at > $1")
+                    .bind(now)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                if published > 0 {
+                    return Ok(false);
+                }
+                let jwk = serde_json::to_string(&key.public_jwk).map_err(|e| StoreError::Other(e.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO signing_keys (kid, alg, private_key, public_jwk, created_at, activates_at, retires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&key.kid.0)
+                .bind(key.alg.as_str())
+                .bind(&key.sealed_private_key)
+                .bind(jwk)
+                .bind(key.created_at)
+                .bind(key.activates_at)
+                .bind(key.retires_at)
+                .execute(&mut **tx)
+                .await?;
+                Self::changed(tx).await?;
+                Ok(true)
+            }
+
+            /// Bump the change counter (and tell listeners, where the backend can).
+            async fn changed(tx: &mut sqlx::Transaction<'_, $Db>) -> Result<(), StoreError> {
+                let revision: i64 = sqlx::query_scalar("UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision")
+                    .fetch_one(&mut **tx)
+                    .await?;
+                Self::notify(tx, revision).await
+            }
+        }
+
+        fn client_from_row(row: &$Row) -> Result<Client, StoreError> {
+            let id: String = row.try_get("id")?;
+            let ttl: i64 = row.try_get("token_ttl")?;
+            Ok(Client {
+                id: ClientId::parse(&id).ok_or_else(|| StoreError::Corrupt { table: "clients", detail: "bad id".into() })?,
+                name: row.try_get("name")?,
+                scopes: scopes_from_text(&row.try_get::<String, _>("scopes")?)?,
+                audiences: audiences_from_json(&row.try_get::<String, _>("audiences")?)?,
+                token_ttl: u32::try_from(ttl).map_err(|_| StoreError::Corrupt { table: "clients", detail: "bad token_ttl".into() })?,
+                enabled: row.try_get("enabled")?,
+                secrets: Vec::new(),
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        fn secret_from_row(row: &$Row) -> Result<StoredSecret, StoreError> {
+            Ok(StoredSecret {
+                id: SecretId(row.try_get("id")?),
+                hash: SecretHash::from_stored(row.try_get("hash")?),
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+                revoked_at: row.try_get("revoked_at")?,
+            })
+        }
+
+        fn key_from_row(row: &$Row) -> Result<StoredKey, StoreError> {
+            let corrupt = |detail: String| StoreError::Corrupt { table: "signing_keys", detail };
+            let alg: String = row.try_get("alg")?;
+            let jwk: String = row.try_get("public_jwk")?;
+            Ok(StoredKey {
+                kid: Kid(row.try_get("kid")?),
+                alg: Alg::from_str(&alg).map_err(corrupt)?,
+                sealed_private_key: row.try_get("private_key")?,
+                public_jwk: serde_json::from_str::<Jwk>(&jwk).map_err(|e| corrupt(e.to_string()))?,
+                created_at: row.try_get("created_at")?,
+                activates_at: row.try_get("activates_at")?,
+                retires_at: row.try_get("retires_at")?,
+            })
+        }
+    };
+}
+
+pub(super) use shared_queries;
