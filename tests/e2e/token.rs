@@ -2,28 +2,25 @@
 
 use serde_json::Value;
 
+use crate::harness::both_backends;
 use crate::harness::*;
 
-async fn issue_and_verify(alg: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--signing-alg", alg]);
-    let c = create_client(
-        dir.path(),
-        &[
-            "--name",
-            "billing",
-            "--scope",
-            "s2s:internal",
-            "--scope",
-            "reports:read",
-            "--audience",
-            "https://api.example",
-            "--audience",
-            "https://other.example",
-            "--token-ttl",
-            "120",
-        ],
-    );
+async fn issue_and_verify(env: &TestEnv, alg: &str) {
+    let server = env.start(&["--signing-alg", alg]);
+    let c = env.create_client(&[
+        "--name",
+        "billing",
+        "--scope",
+        "s2s:internal",
+        "--scope",
+        "reports:read",
+        "--audience",
+        "https://api.example",
+        "--audience",
+        "https://other.example",
+        "--token-ttl",
+        "120",
+    ]);
     // Basic, default scopes and audience.
     let resp = token_basic(&server, &c, "grant_type=client_credentials").await;
     assert_eq!(resp.status(), 200);
@@ -95,177 +92,170 @@ async fn issue_and_verify(alg: &str) {
     assert_ne!(c2["jti"], claims["jti"]);
 }
 
-#[tokio::test]
-async fn es256_tokens_verify_against_jwks() {
-    issue_and_verify("ES256").await;
-}
-
-#[tokio::test]
-async fn rs256_tokens_verify_against_jwks() {
-    issue_and_verify("RS256").await;
-}
-
-#[tokio::test]
-async fn eddsa_tokens_verify_against_jwks() {
-    issue_and_verify("EdDSA").await;
-}
-
-#[tokio::test]
-async fn client_without_audience_gets_the_issuer_as_aud() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--signing-alg", "ES256"]);
-    let c = create_client(dir.path(), &["--name", "x", "--scope", "a"]);
-    let body: Value = token_basic(&server, &c, "grant_type=client_credentials")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let claims = verify(
-        &server,
-        body["access_token"].as_str().unwrap(),
-        &server.base,
-    )
-    .await;
-    assert_eq!(claims["aud"], server.base.as_str());
-    assert_eq!(
-        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-        300,
-        "default lifetime"
-    );
-}
-
-#[tokio::test]
-async fn jwks_discovery_and_health() {
-    let dir = tempfile::tempdir().unwrap();
-    let issuer = "https://auth.example.test";
-    let server = Server::start(dir.path(), &["--issuer", issuer, "--jwks-max-age", "120"]);
-    let resp = http().get(server.url("/jwks.json")).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["cache-control"], "public, max-age=120");
-    let jwks: Value = resp.json().await.unwrap();
-    let key = &jwks["keys"][0];
-    assert_eq!(key["kty"], "RSA", "RS256 is the default");
-    assert_eq!(key["alg"], "RS256");
-    assert_eq!(key["use"], "sig");
-    for private in ["d", "p", "q", "dp", "dq", "qi"] {
-        assert!(
-            key.get(private).is_none(),
-            "JWKS must not carry private member {private}"
-        );
+both_backends! {
+    async fn es256_tokens_verify_against_jwks(env) {
+        issue_and_verify(&env, "ES256").await;
     }
-    for path in [
-        "/.well-known/oauth-authorization-server",
-        "/.well-known/openid-configuration",
-    ] {
-        let doc: Value = http()
-            .get(server.url(path))
-            .send()
+
+    async fn rs256_tokens_verify_against_jwks(env) {
+        issue_and_verify(&env, "RS256").await;
+    }
+
+    async fn eddsa_tokens_verify_against_jwks(env) {
+        issue_and_verify(&env, "EdDSA").await;
+    }
+
+    async fn client_without_audience_gets_the_issuer_as_aud(env) {
+        let server = env.start(&["--signing-alg", "ES256"]);
+        let c = env.create_client(&["--name", "x", "--scope", "a"]);
+        let body: Value = token_basic(&server, &c, "grant_type=client_credentials")
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
+        let claims = verify(
+            &server,
+            body["access_token"].as_str().unwrap(),
+            &server.base,
+        )
+        .await;
+        assert_eq!(claims["aud"], server.base.as_str());
         assert_eq!(
-            doc["issuer"], issuer,
-            "issuer equals the configured one exactly"
-        );
-        assert_eq!(doc["token_endpoint"], format!("{issuer}/oauth/token"));
-        assert_eq!(doc["jwks_uri"], format!("{issuer}/jwks.json"));
-        assert_eq!(
-            doc["grant_types_supported"],
-            serde_json::json!(["client_credentials"])
-        );
-        assert_eq!(
-            doc["token_endpoint_auth_methods_supported"],
-            serde_json::json!(["client_secret_basic", "client_secret_post"])
-        );
-        assert_eq!(
-            doc["access_token_signing_alg_values_supported"],
-            serde_json::json!(["RS256"])
+            claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+            300,
+            "default lifetime"
         );
     }
-    assert_eq!(
-        http()
-            .get(server.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let ready = http().get(server.url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), 200);
-    let ready: Value = ready.json().await.unwrap();
-    assert_eq!(ready["signing_kid"], key["kid"]);
-    // Tokens carry the configured issuer too.
-    let c = create_client(dir.path(), &["--name", "x", "--scope", "a"]);
-    let body: Value = token_basic(&server, &c, "grant_type=client_credentials")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks).unwrap();
-    verify_with(
-        &jwks,
-        issuer,
-        body["access_token"].as_str().unwrap(),
-        issuer,
-    );
-}
 
-#[tokio::test]
-async fn a_flood_of_wrong_secrets_gets_503_while_cached_clients_keep_working() {
-    let dir = tempfile::tempdir().unwrap();
-    // No waiting room: at most `cores` argon2 checks at once, everything beyond is refused.
-    let server = Server::start(dir.path(), &["--auth-queue", "0", "--signing-alg", "ES256"]);
-    let good = create_client(dir.path(), &["--name", "good", "--scope", "a"]);
-    let victim = create_client(dir.path(), &["--name", "victim", "--scope", "a"]);
-    assert_eq!(
-        token_basic(&server, &good, "grant_type=client_credentials")
-            .await
-            .status(),
-        200
-    );
-
-    let mut flood = Vec::new();
-    for i in 0..60 {
-        let (url, id) = (server.url("/oauth/token"), victim.id.clone());
-        flood.push(tokio::spawn(async move {
-            http()
-                .post(url)
-                .basic_auth(id, Some(format!("wrong-{i}")))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body("grant_type=client_credentials")
+    async fn jwks_discovery_and_health(env) {
+        let issuer = "https://auth.example.test";
+        let server = env.start(&["--issuer", issuer, "--jwks-max-age", "120"]);
+        let resp = http().get(server.url("/jwks.json")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["cache-control"], "public, max-age=120");
+        let jwks: Value = resp.json().await.unwrap();
+        let key = &jwks["keys"][0];
+        assert_eq!(key["kty"], "RSA", "RS256 is the default");
+        assert_eq!(key["alg"], "RS256");
+        assert_eq!(key["use"], "sig");
+        for private in ["d", "p", "q", "dp", "dq", "qi"] {
+            assert!(
+                key.get(private).is_none(),
+                "JWKS must not carry private member {private}"
+            );
+        }
+        for path in [
+            "/.well-known/oauth-authorization-server",
+            "/.well-known/openid-configuration",
+        ] {
+            let doc: Value = http()
+                .get(server.url(path))
                 .send()
                 .await
                 .unwrap()
-        }));
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(
+                doc["issuer"], issuer,
+                "issuer equals the configured one exactly"
+            );
+            assert_eq!(doc["token_endpoint"], format!("{issuer}/oauth/token"));
+            assert_eq!(doc["jwks_uri"], format!("{issuer}/jwks.json"));
+            assert_eq!(
+                doc["grant_types_supported"],
+                serde_json::json!(["client_credentials"])
+            );
+            assert_eq!(
+                doc["token_endpoint_auth_methods_supported"],
+                serde_json::json!(["client_secret_basic", "client_secret_post"])
+            );
+            assert_eq!(
+                doc["access_token_signing_alg_values_supported"],
+                serde_json::json!(["RS256"])
+            );
+        }
+        assert_eq!(
+            http()
+                .get(server.url("/healthz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        let ready = http().get(server.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 200);
+        let ready: Value = ready.json().await.unwrap();
+        assert_eq!(ready["signing_kid"], key["kid"]);
+        // Tokens carry the configured issuer too.
+        let c = env.create_client(&["--name", "x", "--scope", "a"]);
+        let body: Value = token_basic(&server, &c, "grant_type=client_credentials")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks).unwrap();
+        verify_with(
+            &jwks,
+            issuer,
+            body["access_token"].as_str().unwrap(),
+            issuer,
+        );
     }
-    // While the flood runs, the cached client is answered without waiting for argon2.
-    for _ in 0..5 {
+
+    async fn a_flood_of_wrong_secrets_gets_503_while_cached_clients_keep_working(env) {
+        // No waiting room: at most `cores` argon2 checks at once, everything beyond is refused.
+        let server = env.start(&["--auth-queue", "0", "--signing-alg", "ES256"]);
+        let good = env.create_client(&["--name", "good", "--scope", "a"]);
+        let victim = env.create_client(&["--name", "victim", "--scope", "a"]);
         assert_eq!(
             token_basic(&server, &good, "grant_type=client_credentials")
                 .await
                 .status(),
             200
         );
-    }
-    let (mut busy, mut rejected) = (0, 0);
-    for f in flood {
-        let r = f.await.unwrap();
-        match r.status().as_u16() {
-            503 => {
-                assert_eq!(r.headers()["retry-after"], "1");
-                let b: Value = r.json().await.unwrap();
-                assert_eq!(b["error"], "temporarily_unavailable");
-                busy += 1;
-            }
-            401 => rejected += 1,
-            other => panic!("unexpected status {other}"),
+
+        let mut flood = Vec::new();
+        for i in 0..60 {
+            let (url, id) = (server.url("/oauth/token"), victim.id.clone());
+            flood.push(tokio::spawn(async move {
+                http()
+                    .post(url)
+                    .basic_auth(id, Some(format!("wrong-{i}")))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body("grant_type=client_credentials")
+                    .send()
+                    .await
+                    .unwrap()
+            }));
         }
+        // While the flood runs, the cached client is answered without waiting for argon2.
+        for _ in 0..5 {
+            assert_eq!(
+                token_basic(&server, &good, "grant_type=client_credentials")
+                    .await
+                    .status(),
+                200
+            );
+        }
+        let (mut busy, mut rejected) = (0, 0);
+        for f in flood {
+            let r = f.await.unwrap();
+            match r.status().as_u16() {
+                503 => {
+                    assert_eq!(r.headers()["retry-after"], "1");
+                    let b: Value = r.json().await.unwrap();
+                    assert_eq!(b["error"], "temporarily_unavailable");
+                    busy += 1;
+                }
+                401 => rejected += 1,
+                other => panic!("unexpected status {other}"),
+            }
+        }
+        assert!(
+            busy > 0,
+            "60 simultaneous argon2 checks with no queue must refuse some (got {rejected} x 401)"
+        );
     }
-    assert!(
-        busy > 0,
-        "60 simultaneous argon2 checks with no queue must refuse some (got {rejected} x 401)"
-    );
 }
