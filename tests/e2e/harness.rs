@@ -345,7 +345,10 @@ impl TestEnv {
             }
             // Straight to the stderr handle: libtest captures eprintln!, and a skip must be seen.
             use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "skipping a PostgreSQL test: TESSERA_TEST_POSTGRES_URL is not set");
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipping a PostgreSQL test: TESSERA_TEST_POSTGRES_URL is not set"
+            );
             return None;
         };
         use sqlx::Connection as _;

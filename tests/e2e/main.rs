@@ -9,5 +9,6 @@ mod harness;
 mod lifecycle;
 mod logs;
 mod negative;
+mod replicas;
 mod token;
 mod verifier;
