@@ -5,6 +5,7 @@
 
 mod cli;
 mod client;
+mod compose;
 mod harness;
 mod lifecycle;
 mod logs;
