@@ -6,8 +6,8 @@
 //! long a change made by the CLI or another replica takes to reach this server.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
@@ -49,10 +49,12 @@ pub struct Registry {
     db_ok: AtomicBool,
     /// Bounds database look-ups of ids missing from the snapshot (see [`Registry::find_client`]).
     lookups: tokio::sync::Semaphore,
-    /// When a refresh last reached the database.
-    last_ok: Mutex<Instant>,
-    /// Beyond this without a successful refresh, the state is too old to authenticate with.
-    stale_after: Mutex<Duration>,
+    /// Reference point for the two millisecond counters below (atomics: read on every request).
+    epoch: Instant,
+    /// When a refresh last reached the database, in ms since `epoch`.
+    last_ok_ms: AtomicU64,
+    /// Beyond this many ms without a successful refresh, the state is too old to authenticate with.
+    stale_after_ms: AtomicU64,
 }
 
 /// The database could not be asked.
@@ -108,8 +110,9 @@ impl Registry {
             revision: AtomicI64::new(revision),
             db_ok: AtomicBool::new(true),
             lookups: tokio::sync::Semaphore::new(MAX_CONCURRENT_LOOKUPS),
-            last_ok: Mutex::new(Instant::now()),
-            stale_after: Mutex::new(Duration::from_secs(6)),
+            epoch: Instant::now(),
+            last_ok_ms: AtomicU64::new(0),
+            stale_after_ms: AtomicU64::new(6_000),
         })
     }
 
@@ -156,12 +159,13 @@ impl Registry {
     /// from it would ignore disables and revocations made meanwhile, so the token endpoint
     /// refuses with 503 instead.
     pub fn is_stale(&self) -> bool {
-        let last = self.last_ok.lock().map_or_else(|p| *p.into_inner(), |g| *g);
-        let bound = self
-            .stale_after
-            .lock()
-            .map_or(Duration::from_secs(6), |g| *g);
-        last.elapsed() > bound
+        let now = self.elapsed_ms();
+        now.saturating_sub(self.last_ok_ms.load(Ordering::Relaxed))
+            > self.stale_after_ms.load(Ordering::Relaxed)
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// The current key ring.
@@ -201,9 +205,7 @@ impl Registry {
         let ok = !matches!(result, Err(RegistryError::Store(_)));
         self.db_ok.store(ok, Ordering::Relaxed);
         if ok {
-            if let Ok(mut t) = self.last_ok.lock() {
-                *t = Instant::now();
-            }
+            self.last_ok_ms.store(self.elapsed_ms(), Ordering::Relaxed);
         }
         result
     }
@@ -250,9 +252,11 @@ impl Registry {
     /// Refresh every `interval`, and at once when the store announces a change (PostgreSQL
     /// `NOTIFY`). Also sets the staleness bound from `interval`.
     pub fn spawn_refresher(self: Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
-        if let Ok(mut s) = self.stale_after.lock() {
-            *s = (interval * 3).max(Duration::from_secs(2));
-        }
+        let bound = (interval * 3).max(Duration::from_secs(2));
+        self.stale_after_ms.store(
+            u64::try_from(bound.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         let wake = Arc::new(tokio::sync::Notify::new());
         let listener = self.store.spawn_change_listener(wake.clone());
         tokio::spawn(async move {
