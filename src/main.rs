@@ -77,6 +77,9 @@ enum Command {
     /// Manage machine clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Get an access token (for shell scripts and CI): prints it, so that
     /// `curl -H "Authorization: Bearer $(tessera token …)"` works.
     Token(TokenArgs),
@@ -119,17 +122,12 @@ struct ServeArgs {
     /// Algorithm for newly generated signing keys.
     #[arg(long, env = "TESSERA_SIGNING_ALG", default_value = "RS256")]
     signing_alg: Alg,
-    /// Master key, 32 bytes base64 (default: <data-dir>/master.key, generated on first start).
-    #[arg(
-        long,
-        env = "TESSERA_MASTER_KEY",
-        hide_env_values = true,
-        conflicts_with = "master_key_file"
-    )]
-    master_key: Option<String>,
-    /// File holding the master key (created with mode 0600 if missing).
-    #[arg(long, env = "TESSERA_MASTER_KEY_FILE")]
-    master_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    master: MasterKeyArgs,
+    /// Rotate the signing key automatically when the active one has signed this long (e.g. 30d);
+    /// off by default.
+    #[arg(long, env = "TESSERA_KEY_ROTATION_INTERVAL", value_parser = humantime::parse_duration)]
+    key_rotation_interval: Option<Duration>,
     /// How often to pick up changes made by the CLI or other replicas, in milliseconds.
     #[arg(long, env = "TESSERA_REFRESH_INTERVAL_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
     refresh_interval_ms: u64,
@@ -148,6 +146,72 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, env = "TESSERA_LOG_FORMAT", default_value = "text")]
     log_format: LogFormat,
+}
+
+#[derive(Args)]
+struct MasterKeyArgs {
+    /// Master key, 32 bytes base64 (default: <data-dir>/master.key, generated on first start).
+    #[arg(
+        long,
+        env = "TESSERA_MASTER_KEY",
+        hide_env_values = true,
+        conflicts_with = "master_key_file"
+    )]
+    master_key: Option<String>,
+    /// File holding the master key (created with mode 0600 if missing).
+    #[arg(long, env = "TESSERA_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
+}
+
+impl MasterKeyArgs {
+    fn source(self, db: &DbArgs) -> anyhow::Result<MasterKeySource> {
+        Ok(match (self.master_key, self.master_key_file) {
+            (Some(v), _) => MasterKeySource::Value(v),
+            (None, Some(f)) => MasterKeySource::File(f),
+            (None, None) => {
+                ensure_data_dir(&db.data_dir)?;
+                MasterKeySource::File(db.data_dir.join("master.key"))
+            }
+        })
+    }
+}
+
+/// A point in time: RFC 3339 (`2027-01-31T00:00:00Z`) or unix seconds.
+fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
+    let t = humantime::parse_rfc3339_weak(s)
+        .map_err(|e| format!("{e} (use RFC 3339, e.g. 2027-01-31T00:00:00Z, or unix seconds)"))?;
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| "time before 1970".to_string())?
+        .as_secs();
+    i64::try_from(secs).map_err(|_| "time out of range".to_string())
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List signing keys: kid, alg, state, created, activates, retires.
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Start a rotation: publish a new key now, sign with it after --publish-ahead, retire the
+    /// current key once the tokens it signed have expired.
+    Rotate {
+        /// Algorithm of the new key (switch algorithms by rotating).
+        #[arg(long, env = "TESSERA_SIGNING_ALG", default_value = "RS256")]
+        alg: Alg,
+        /// Seconds the new key is published before it signs: at least the JWKS max-age the
+        /// servers advertise (default 300) plus a margin.
+        #[arg(long, default_value_t = 360)]
+        publish_ahead: u32,
+        #[command(flatten)]
+        master: MasterKeyArgs,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -179,6 +243,28 @@ enum ClientCommand {
         /// Access-token lifetime in seconds (1..=86400).
         #[arg(long, default_value_t = 300)]
         token_ttl: u32,
+        /// The client stops working at this time (RFC 3339 or unix seconds).
+        #[arg(long, value_parser = parse_time)]
+        expires_at: Option<i64>,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Give a client a new secret (printed once); the old ones keep working for --grace.
+    RotateSecret {
+        id: String,
+        /// How long the previous secrets keep working (e.g. 24h, 30m, 0s).
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        grace: Duration,
+        /// The new secret stops working at this time (RFC 3339 or unix seconds).
+        #[arg(long, value_parser = parse_time)]
+        expires_at: Option<i64>,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// End one secret at once (its id is in `client show`).
+    RevokeSecret {
+        id: String,
+        secret_id: String,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -207,6 +293,12 @@ enum ClientCommand {
         clear_audiences: bool,
         #[arg(long)]
         token_ttl: Option<u32>,
+        /// Expire the client at this time (RFC 3339 or unix seconds).
+        #[arg(long, value_parser = parse_time, conflicts_with = "no_expiry")]
+        expires_at: Option<i64>,
+        /// Remove the client's expiry.
+        #[arg(long)]
+        no_expiry: bool,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -280,6 +372,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Client(cmd) => client(&cli.db, cmd).await,
+        Command::Keys(cmd) => keys(&cli.db, cmd).await,
         Command::Token(args) => token(args).await,
     }
 }
@@ -318,14 +411,7 @@ async fn token(args: TokenArgs) -> anyhow::Result<()> {
 
 async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
     let database_url = db.url()?;
-    let master_key = match (args.master_key, args.master_key_file) {
-        (Some(v), _) => MasterKeySource::Value(v),
-        (None, Some(f)) => MasterKeySource::File(f),
-        (None, None) => {
-            ensure_data_dir(&db.data_dir)?;
-            MasterKeySource::File(db.data_dir.join("master.key"))
-        }
-    };
+    let master_key = args.master.source(db)?;
     let issuer = args
         .issuer
         .as_deref()
@@ -349,6 +435,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: args.max_body_bytes,
         max_header_bytes: usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX),
         shutdown_grace: Duration::from_secs(30),
+        key_rotation_interval: args.key_rotation_interval.filter(|d| !d.is_zero()),
     };
     tessera_server::run(
         config,
@@ -391,6 +478,7 @@ async fn client(db: &DbArgs, cmd: ClientCommand) -> anyhow::Result<()> {
             scopes,
             audiences,
             token_ttl,
+            expires_at,
             output,
         } => {
             let input = CreateClient {
@@ -398,6 +486,7 @@ async fn client(db: &DbArgs, cmd: ClientCommand) -> anyhow::Result<()> {
                 scopes,
                 audiences,
                 token_ttl: Some(token_ttl),
+                expires_at,
             };
             let (view, secret) = admin::create_client(&store, input, now).await?;
             if output == Output::Json {
@@ -430,6 +519,43 @@ async fn client(db: &DbArgs, cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Show { id, output } => {
             emit(&admin::show_client(&store, &id).await?, output)?
         }
+        ClientCommand::RotateSecret {
+            id,
+            grace,
+            expires_at,
+            output,
+        } => {
+            let new = admin::rotate_secret(&store, &id, grace.as_secs(), expires_at, now).await?;
+            if output == Output::Json {
+                let v = serde_json::json!({"client_id": id, "secret_id": new.id, "client_secret": new.secret.expose(),
+                    "expires_at": new.expires_at, "previous_secrets_expire_at": new.previous_expire_at});
+                println!("{v}");
+            } else {
+                println!("secret_id:     {}", new.id);
+                println!("client_secret: {}", new.secret.expose());
+                println!(
+                    "previous secrets stop working at {} ({} from now)",
+                    new.previous_expire_at,
+                    humantime::format_duration(grace)
+                );
+                println!("\nStore the secret now: it is shown only once and cannot be recovered.");
+            }
+        }
+        ClientCommand::RevokeSecret {
+            id,
+            secret_id,
+            output,
+        } => {
+            admin::revoke_secret(&store, &id, &secret_id, now).await?;
+            if output == Output::Json {
+                println!(
+                    "{}",
+                    serde_json::json!({"client_id": id, "secret_id": secret_id, "revoked": true})
+                );
+            } else {
+                println!("revoked secret {secret_id} of client {id}");
+            }
+        }
         ClientCommand::Update {
             id,
             name,
@@ -437,6 +563,8 @@ async fn client(db: &DbArgs, cmd: ClientCommand) -> anyhow::Result<()> {
             audiences,
             clear_audiences,
             token_ttl,
+            expires_at,
+            no_expiry,
             output,
         } => {
             let input = UpdateClient {
@@ -449,6 +577,11 @@ async fn client(db: &DbArgs, cmd: ClientCommand) -> anyhow::Result<()> {
                 },
                 token_ttl,
                 enabled: None,
+                expires_at: if no_expiry {
+                    Some(None)
+                } else {
+                    expires_at.map(Some)
+                },
             };
             emit(
                 &admin::update_client(&store, &id, input, now).await?,
@@ -521,4 +654,56 @@ fn print_client(v: &ClientView) {
             s.id, s.created_at
         );
     }
+}
+
+async fn keys(db: &DbArgs, cmd: KeysCommand) -> anyhow::Result<()> {
+    let store = tessera_server::open_store(&db.url()?).await?;
+    let now = Clock::system().now();
+    match cmd {
+        KeysCommand::List { output } => {
+            let list = admin::list_keys(&store, now).await?;
+            if output == Output::Json {
+                println!("{}", serde_json::to_string(&list)?);
+            } else {
+                println!(
+                    "{:<44} {:<6} {:<9} {:<12} {:<12} RETIRES",
+                    "KID", "ALG", "STATE", "CREATED", "ACTIVATES"
+                );
+                for k in &list {
+                    let retires = k
+                        .retires_at
+                        .map_or_else(|| "-".to_string(), |r| r.to_string());
+                    println!(
+                        "{:<44} {:<6} {:<9} {:<12} {:<12} {retires}",
+                        k.kid, k.alg, k.state, k.created_at, k.activates_at
+                    );
+                }
+            }
+        }
+        KeysCommand::Rotate {
+            alg,
+            publish_ahead,
+            master,
+            output,
+        } => {
+            let master = tessera_server::load_master_key(&master.source(db)?)?;
+            let timing = admin::RotationTiming {
+                publish_ahead: i64::from(publish_ahead),
+            };
+            let plan = admin::rotate_signing_key(&store, &master, alg, timing, now).await?;
+            if output == Output::Json {
+                println!(
+                    "{}",
+                    serde_json::json!({"new": plan.new, "previous_retire_at": plan.previous_retire_at})
+                );
+            } else {
+                println!(
+                    "new key {} ({}) published now, signs from {} ({}s from now)",
+                    plan.new.kid, plan.new.alg, plan.new.activates_at, publish_ahead
+                );
+                println!("the current key retires at {}", plan.previous_retire_at);
+            }
+        }
+    }
+    Ok(())
 }

@@ -11,5 +11,6 @@ mod lifecycle;
 mod logs;
 mod negative;
 mod replicas;
+mod rotation;
 mod token;
 mod verifier;

@@ -18,9 +18,9 @@ async fn token(server: &Server, c: &TestClient, form: &str) -> String {
     b["access_token"].as_str().unwrap().to_string()
 }
 
-struct Example {
+pub(crate) struct Example {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Drop for Example {
@@ -31,7 +31,16 @@ impl Drop for Example {
 }
 
 /// The example binary, built by `cargo test --workspace` next to this test binary.
-fn start_example(issuer: &str, audience: &str, api_keys: Option<&str>) -> Example {
+pub(crate) fn start_example(issuer: &str, audience: &str, api_keys: Option<&str>) -> Example {
+    start_example_env(issuer, audience, api_keys, &[])
+}
+
+pub(crate) fn start_example_env(
+    issuer: &str,
+    audience: &str,
+    api_keys: Option<&str>,
+    env: &[(&str, &str)],
+) -> Example {
     let exe = std::env::current_exe().unwrap();
     let path = exe
         .parent()
@@ -46,6 +55,7 @@ fn start_example(issuer: &str, audience: &str, api_keys: Option<&str>) -> Exampl
         path.display()
     );
     let mut cmd = Command::new(path);
+    cmd.envs(env.iter().copied());
     cmd.env("TESSERA_ISSUER", issuer)
         .env("TESSERA_AUDIENCE", audience)
         .env("LISTEN", "127.0.0.1:0");

@@ -96,4 +96,6 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// How long SIGTERM waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Rotate the signing key when the active one has signed this long (None: never).
+    pub key_rotation_interval: Option<Duration>,
 }

@@ -96,6 +96,22 @@ pub async fn run(
     };
     let router = http::router(state, config.max_body_bytes);
     let refresher = registry.clone().spawn_refresher(config.refresh_interval);
+    let rotator = match config.key_rotation_interval {
+        Some(every) => {
+            let timing = admin::RotationTiming {
+                publish_ahead: i64::from(config.jwks_max_age) + PUBLISH_MARGIN_SECS,
+            };
+            let master = load_master_key(&config.master_key)?;
+            Some(spawn_key_rotation(
+                registry.store().clone(),
+                master,
+                config.signing_alg,
+                every,
+                timing,
+            ))
+        }
+        None => None,
+    };
     tracing::info!(%addr, %issuer, kid = %registry.key_ring().signer.kid(), "tessera listening");
     on_listening(addr, &issuer);
     let limits = http::ServeLimits {
@@ -105,6 +121,48 @@ pub async fn run(
     };
     http::serve(listener, router, limits, shutdown).await;
     refresher.abort();
+    if let Some(r) = rotator {
+        r.abort();
+    }
     tracing::info!("tessera stopped");
     Ok(())
+}
+
+/// Margin added to the JWKS `max-age` when pre-publishing a new key.
+pub const PUBLISH_MARGIN_SECS: i64 = 60;
+
+/// Rotate on a schedule: when the active key has been signing for `every`, start a rotation with
+/// the configured algorithm. Every replica may run this; the store's locked rotation (refused
+/// while one is pending) makes sure one rotation happens, not one per replica.
+fn spawn_key_rotation(
+    store: Store,
+    master: MasterKey,
+    alg: keys::Alg,
+    every: Duration,
+    timing: admin::RotationTiming,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let check = (every / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let every = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
+        loop {
+            tokio::time::sleep(check).await;
+            let now = Clock::system().now();
+            let Ok(stored) = store.load_keys().await else {
+                continue;
+            };
+            let due = keys::active_key(&stored, now).is_some_and(|k| now - k.activates_at >= every);
+            let pending = stored
+                .iter()
+                .any(|k| k.is_published(now) && k.activates_at > now);
+            if due && !pending {
+                match admin::rotate_signing_key(&store, &master, alg, timing, now).await {
+                    Ok(plan) => {
+                        tracing::info!(target: "tessera::audit", kid = %plan.new.kid, alg = %alg,
+                        activates_at = plan.new.activates_at, "scheduled signing key rotation started")
+                    }
+                    Err(e) => tracing::debug!(error = %e, "scheduled rotation not started"),
+                }
+            }
+        }
+    })
 }

@@ -9,10 +9,12 @@
 //! - `GET /internal/ping`: requires scope `s2s:internal`.
 //! - `GET /reports`: requires scope `reports:read`.
 //!
-//! Optional: `API_KEYS=key1,key2` also accepts those static keys (as `X-API-Key` or Bearer) with
+//! Optional: `JWKS_CACHE_MIN_TTL=SECONDS` lowers the floor on the JWKS cache lifetime (default 60).
+//! `API_KEYS=key1,key2` also accepts those static keys (as `X-API-Key` or Bearer) with
 //! the scopes in `API_KEY_SCOPES` (default `s2s:internal`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
@@ -29,8 +31,19 @@ async fn main() -> anyhow::Result<()> {
     let audience = std::env::var("TESSERA_AUDIENCE")
         .map_err(|_| anyhow::anyhow!("TESSERA_AUDIENCE is required"))?;
     let listen = std::env::var("LISTEN").unwrap_or_else(|_| "127.0.0.1:8081".into());
-
-    let verifier = Verifier::builder(issuer, audience).build()?;
+    let mut builder = Verifier::builder(issuer, audience);
+    if let Some(min) = std::env::var("JWKS_CACHE_MIN_TTL")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        // The issuer's max-age is honoured down to this many seconds (default 60).
+        builder = builder.cache_ttl(
+            Duration::from_secs(min),
+            Duration::from_secs(3600),
+            Duration::from_secs(300),
+        );
+    }
+    let verifier = builder.build()?;
     let mut guard = Guard::new(verifier).realm("resource-service");
     if std::env::var("API_KEYS").is_ok() {
         let scopes = std::env::var("API_KEY_SCOPES").unwrap_or_else(|_| "s2s:internal".into());

@@ -5,7 +5,8 @@
 //!   refreshed in the background once 80 % of that has passed, so requests do not wait;
 //! - an unknown `kid` triggers a refetch, but a single request is in flight however many callers
 //!   wait for it, and at most one fetch starts per cooldown, so a flood of made-up kids cannot
-//!   hammer the issuer;
+//!   hammer the issuer; the cooldown also spaces out retries after a failed fetch, but not the
+//!   regular refreshes the issuer's max-age asks for;
 //! - a failed signature never triggers a refetch;
 //! - no lock is held across the HTTP call: verifications with known keys go on during a refresh;
 //! - when the issuer is down, the last good keys keep working until `max_staleness` after the
@@ -237,13 +238,23 @@ pub(crate) enum Source {
 
 type FetchOutcome = Option<Result<(), String>>;
 
+/// Why a fetch is wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// The keys reached their refresh time, or nothing usable is cached.
+    Due,
+    /// A token named a kid the cache does not know.
+    UnknownKid,
+}
+
 pub(crate) struct JwksCache {
     source: Source,
     policy: CachePolicy,
     clock: Arc<dyn Clock>,
     set: RwLock<Arc<KeySet>>,
     inflight: Mutex<Option<watch::Receiver<FetchOutcome>>>,
-    last_attempt: Mutex<Option<SystemTime>>,
+    /// When the last fetch started, and whether it succeeded (None while in flight).
+    last_attempt: Mutex<Option<(SystemTime, Option<bool>)>>,
     fetches: AtomicU64,
 }
 
@@ -295,7 +306,7 @@ impl JwksCache {
         let mut set = self.current();
         // Never fetched, or stale beyond the maximum: a fetch is needed before anything verifies.
         if !self.usable(&set, now) {
-            if let Err(e) = self.refresh().await {
+            if let Err(e) = self.refresh(Why::Due).await {
                 set = self.current();
                 if !self.usable(&set, self.clock.now()) {
                     return Lookup::Unavailable(e);
@@ -310,7 +321,7 @@ impl JwksCache {
             return Lookup::Found(k);
         }
         // Unknown kid: one refetch, shared by every waiter, at most once per cooldown.
-        if self.refresh().await.is_ok() {
+        if self.refresh(Why::UnknownKid).await.is_ok() {
             if let Some(k) = find(&self.current(), kid) {
                 return Lookup::Found(k);
             }
@@ -326,13 +337,13 @@ impl JwksCache {
     fn spawn_refresh(self: &Arc<Self>) {
         let this = self.clone();
         tokio::spawn(async move {
-            let _ = this.refresh().await;
+            let _ = this.refresh(Why::Due).await;
         });
     }
 
     /// Join the fetch in flight, or start one if none started within the cooldown. This bounds
     /// every kind of fetch (first use, unknown kid, issuer down) to one per cooldown.
-    async fn refresh(self: &Arc<Self>) -> Result<(), String> {
+    async fn refresh(self: &Arc<Self>, why: Why) -> Result<(), String> {
         let mut rx = {
             let mut inflight = self.inflight.lock().map_err(|_| "poisoned".to_string())?;
             match inflight.as_ref() {
@@ -343,19 +354,28 @@ impl JwksCache {
                         .last_attempt
                         .lock()
                         .map_err(|_| "poisoned".to_string())?;
-                    let cooled = last.is_none_or(|l| {
+                    let cooled = last.is_none_or(|(l, _)| {
                         now.duration_since(l).unwrap_or_default() >= self.policy.cooldown
                     });
-                    if !cooled {
+                    // A refresh that is due (max-age reached, or nothing usable) after a
+                    // successful fetch goes ahead: the issuer's max-age sets its pace. Fetches
+                    // for unknown kids, and retries after a failure, wait out the cooldown.
+                    let last_ok = last.is_some_and(|(_, ok)| ok == Some(true));
+                    if !(cooled || (why == Why::Due && last_ok)) {
                         return Err("refetch suppressed by cooldown".into());
                     }
-                    *last = Some(now);
+                    *last = Some((now, None));
                     let (tx, rx) = watch::channel(None);
                     *inflight = Some(rx.clone());
                     let this = self.clone();
                     // Spawned, so a caller giving up does not cancel the fetch for the others.
                     tokio::spawn(async move {
                         let result = this.fetch_and_store().await;
+                        if let Ok(mut l) = this.last_attempt.lock() {
+                            if let Some((_, ok)) = l.as_mut() {
+                                *ok = Some(result.is_ok());
+                            }
+                        }
                         if let Err(e) = &result {
                             tracing::warn!(target: "tessera_verifier::audit", error = %e, "JWKS refresh failed; keeping the last good keys");
                         }

@@ -528,3 +528,45 @@ fn configuration_is_checked() {
         .is_err());
     let _ = SystemTime::now();
 }
+
+/// Regression: the unknown-kid cooldown (30 s) once also spaced out the regular refreshes, so an
+/// issuer with a short max-age had its pre-published keys ignored and rotations failed requests.
+#[tokio::test]
+async fn short_max_age_refreshes_are_not_held_back_by_the_cooldown() {
+    let k1 = es256_key("k1");
+    let k2 = es256_key("k2");
+    let issuer = FakeIssuer::new(&[&k1]);
+    *issuer.max_age.lock().unwrap() = Some(Duration::from_secs(2));
+    let clock = Arc::new(ManualClock::new(UNIX_EPOCH + Duration::from_secs(T0)));
+    let v = Verifier::builder(ISS, AUD)
+        .fetcher(issuer.clone())
+        .clock(clock.clone())
+        .cache_ttl(
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+            Duration::from_secs(300),
+        )
+        .build()
+        .unwrap();
+    v.verify(&sign(&k1, &claims(T0))).await.unwrap();
+    issuer.publish(&[&k1, &k2]); // pre-published by the issuer
+    clock.advance(Duration::from_secs(2)); // past 80 % of max-age, well within the cooldown
+    v.verify(&sign(&k1, &claims(T0 + 2))).await.unwrap(); // starts the due refresh
+    for _ in 0..100 {
+        if issuer.jwks_fetches() == 2 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        issuer.jwks_fetches(),
+        2,
+        "the due refresh ran although the cooldown had not passed"
+    );
+    v.verify(&sign(&k2, &claims(T0 + 2))).await.unwrap();
+    assert_eq!(
+        issuer.jwks_fetches(),
+        2,
+        "the new key was already known: no unknown-kid fetch"
+    );
+}

@@ -3,9 +3,10 @@
 
 use serde::Serialize;
 
+use crate::keys::{self, Alg, Kid, MasterKey, StoredKey};
 use crate::oauth::{Audience, Client, ClientId, ScopeSet, SecretId, StoredSecret};
 use crate::secrets::{ClientSecret, SecretHash};
-use crate::store::{ClientUpdate, NewClient, Store};
+use crate::store::{ClientUpdate, NewClient, Rotation, Store};
 
 /// Longest token lifetime a client may have: one day. Short-lived tokens are the point.
 pub const MAX_TOKEN_TTL: u32 = 86_400;
@@ -23,8 +24,10 @@ pub struct ClientView {
     pub audiences: Vec<String>,
     /// Token lifetime, seconds.
     pub token_ttl: u32,
-    /// Whether it can authenticate.
+    /// Whether it can authenticate (see also `expires_at`).
     pub enabled: bool,
+    /// When it stops working, unix seconds.
+    pub expires_at: Option<i64>,
     /// Created, unix seconds.
     pub created_at: i64,
     /// Last changed, unix seconds.
@@ -55,6 +58,7 @@ impl From<&Client> for ClientView {
             audiences: c.audiences.iter().map(|a| a.to_string()).collect(),
             token_ttl: c.token_ttl,
             enabled: c.enabled,
+            expires_at: c.expires_at,
             created_at: c.created_at,
             updated_at: c.updated_at,
             secrets: c
@@ -82,6 +86,8 @@ pub struct CreateClient {
     pub audiences: Vec<String>,
     /// Token lifetime; default 300 s.
     pub token_ttl: Option<u32>,
+    /// When the client stops working (unix seconds).
+    pub expires_at: Option<i64>,
 }
 
 /// A CLI operation failed.
@@ -157,6 +163,7 @@ pub async fn create_client(
         scopes: parse_scopes(&input.scopes)?,
         audiences: parse_audiences(&input.audiences)?,
         token_ttl: parse_ttl(input.token_ttl.unwrap_or(300))?,
+        expires_at: future(input.expires_at, now)?,
         secret: StoredSecret {
             id: SecretId::generate(),
             hash,
@@ -206,6 +213,8 @@ pub struct UpdateClient {
     pub token_ttl: Option<u32>,
     /// Enable/disable.
     pub enabled: Option<bool>,
+    /// Set (`Some(Some(t))`) or clear (`Some(None)`) the expiry.
+    pub expires_at: Option<Option<i64>>,
 }
 
 /// Change a client.
@@ -226,6 +235,10 @@ pub async fn update_client(
             .transpose()?,
         token_ttl: input.token_ttl.map(parse_ttl).transpose()?,
         enabled: input.enabled,
+        expires_at: match input.expires_at {
+            Some(Some(t)) => Some(future(Some(t), now)?),
+            other => other,
+        },
     };
     if !store.update_client(&id, &update, now).await? {
         return Err(AdminError::NotFound(id.to_string()));
@@ -240,4 +253,184 @@ pub async fn delete_client(store: &Store, id: &str) -> Result<(), AdminError> {
         return Err(AdminError::NotFound(id.to_string()));
     }
     Ok(())
+}
+
+fn future(t: Option<i64>, now: i64) -> Result<Option<i64>, AdminError> {
+    match t {
+        Some(t) if t <= now => Err(AdminError::Invalid(
+            "--expires-at must be in the future".into(),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// A secret just created by [`rotate_secret`]: shown once.
+#[derive(Debug)]
+pub struct NewSecret {
+    /// Its id.
+    pub id: String,
+    /// The secret itself.
+    pub secret: ClientSecret,
+    /// When it expires, if ever.
+    pub expires_at: Option<i64>,
+    /// When the client's previous secrets stop working.
+    pub previous_expire_at: i64,
+}
+
+/// Give a client a new secret. Its other secrets keep working for `grace_secs` (0: they stop at
+/// once), so callers can be moved over without a failed request.
+pub async fn rotate_secret(
+    store: &Store,
+    id: &str,
+    grace_secs: u64,
+    expires_at: Option<i64>,
+    now: i64,
+) -> Result<NewSecret, AdminError> {
+    let id = parse_id(id)?;
+    let expires_at = future(expires_at, now)?;
+    let secret = ClientSecret::generate();
+    let hash = SecretHash::create(&secret)
+        .map_err(|e| AdminError::Invalid(format!("hashing failed: {e}")))?;
+    let stored = StoredSecret {
+        id: SecretId::generate(),
+        hash,
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+    };
+    let previous_expire_at = now.saturating_add(i64::try_from(grace_secs).unwrap_or(i64::MAX));
+    if !store
+        .add_secret(&id, &stored, Some(previous_expire_at), now)
+        .await?
+    {
+        return Err(AdminError::NotFound(id.to_string()));
+    }
+    Ok(NewSecret {
+        id: stored.id.0,
+        secret,
+        expires_at,
+        previous_expire_at,
+    })
+}
+
+/// End one secret at once.
+pub async fn revoke_secret(
+    store: &Store,
+    id: &str,
+    secret_id: &str,
+    now: i64,
+) -> Result<(), AdminError> {
+    let id = parse_id(id)?;
+    if !store.revoke_secret(&id, secret_id, now).await? {
+        return Err(AdminError::Invalid(format!(
+            "client '{id}' has no unrevoked secret '{secret_id}'"
+        )));
+    }
+    Ok(())
+}
+
+/// A signing key as `keys list` shows it (never the private key).
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    /// Key id.
+    pub kid: String,
+    /// Algorithm.
+    pub alg: String,
+    /// `pending` (published, not signing yet), `active`, `retiring` (published, no longer
+    /// signing), `retired`.
+    pub state: &'static str,
+    /// Published from.
+    pub created_at: i64,
+    /// Signs from.
+    pub activates_at: i64,
+    /// Unpublished from.
+    pub retires_at: Option<i64>,
+}
+
+/// Every signing key with its state at `now`.
+pub async fn list_keys(store: &Store, now: i64) -> Result<Vec<KeyView>, AdminError> {
+    let stored = store.load_keys().await?;
+    let active = keys::active_key(&stored, now).map(|k| k.kid.clone());
+    Ok(stored
+        .iter()
+        .map(|k| KeyView {
+            kid: k.kid.0.clone(),
+            alg: k.alg.as_str().into(),
+            state: k.state(now, active.as_ref()),
+            created_at: k.created_at,
+            activates_at: k.activates_at,
+            retires_at: k.retires_at,
+        })
+        .collect())
+}
+
+/// Clock skew allowed to verifiers, added to every retirement time.
+pub const VERIFIER_LEEWAY_SECS: i64 = 60;
+
+/// How a rotation is timed.
+#[derive(Debug, Clone, Copy)]
+pub struct RotationTiming {
+    /// Seconds the new key is published before it signs: at least the JWKS `max-age` the servers
+    /// advertise plus a margin, so every verifier's cache has it before any token uses it.
+    pub publish_ahead: i64,
+}
+
+/// What [`rotate_signing_key`] did.
+#[derive(Debug)]
+pub struct RotationPlan {
+    /// The new key.
+    pub new: KeyView,
+    /// When the keys that sign until then leave the JWKS.
+    pub previous_retire_at: i64,
+}
+
+/// Start a rotation: generate a key for `alg`, publish it now, let it sign after
+/// `timing.publish_ahead`, and retire the current key once every token it can still sign has
+/// expired (activation + the longest client token lifetime + leeway). The schedule is stored in
+/// the database, so every replica switches at the same moment.
+pub async fn rotate_signing_key(
+    store: &Store,
+    master: &MasterKey,
+    alg: Alg,
+    timing: RotationTiming,
+    now: i64,
+) -> Result<RotationPlan, AdminError> {
+    let generated = keys::generate(alg).map_err(|e| AdminError::Invalid(e.to_string()))?;
+    let activates_at = now + timing.publish_ahead.max(0);
+    let longest = store
+        .load_clients()
+        .await?
+        .iter()
+        .map(|c| i64::from(c.token_ttl))
+        .max()
+        .unwrap_or(300)
+        .max(300);
+    let retire_at = activates_at + longest + VERIFIER_LEEWAY_SECS;
+    let key = StoredKey {
+        sealed_private_key: master
+            .encrypt(&generated.kid.0, &generated.pkcs8)
+            .map_err(|e| AdminError::Invalid(e.to_string()))?,
+        kid: generated.kid,
+        alg,
+        public_jwk: generated.public_jwk,
+        created_at: now,
+        activates_at,
+        retires_at: None,
+    };
+    match store.rotate_key(&key, retire_at, now).await? {
+        Rotation::Scheduled { retires_at } => Ok(RotationPlan {
+            new: KeyView {
+                kid: key.kid.0.clone(),
+                alg: alg.as_str().into(),
+                state: "pending",
+                created_at: now,
+                activates_at,
+                retires_at: None,
+            },
+            previous_retire_at: retires_at,
+        }),
+        Rotation::AlreadyPending(Kid(kid)) => Err(AdminError::Invalid(format!(
+            "a rotation is already under way: key {kid} is published and not yet signing"
+        ))),
+    }
 }

@@ -87,7 +87,7 @@ async fn issue(
         .find_client(creds.client_id.as_str())
         .await
         .map_err(|_| unavailable())?;
-    match app
+    let mut outcome = app
         .verifier
         .verify(
             client.as_deref(),
@@ -95,8 +95,23 @@ async fn issue(
             &creds.secret,
             now,
         )
-        .await
-    {
+        .await;
+    let mut client = client;
+    if let (Err(VerifyError::Rejected), Some(known)) = (&outcome, &client) {
+        // The snapshot may predate a secret added by the CLI: re-read this client once.
+        if let Some(fresh) = app.registry.reload_client(known.id.as_str()).await {
+            let changed =
+                fresh.updated_at != known.updated_at || fresh.secrets.len() != known.secrets.len();
+            if changed {
+                outcome = app
+                    .verifier
+                    .verify(Some(&fresh), creds.client_id.as_str(), &creds.secret, now)
+                    .await;
+            }
+            client = Some(fresh);
+        }
+    }
+    match outcome {
         Ok(_) => {}
         Err(VerifyError::Busy) => {
             return Err(OAuthError::unavailable(

@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 pub use jwk::{jwk_thumbprint, Jwk};
 pub use master::{MasterKey, MasterKeyError};
-pub use ring::{KeyRing, KeyRingError, StoredKey};
+pub use ring::{active_key, KeyRing, KeyRingError, StoredKey};
 pub use signer::{SignError, Signer};
 
 /// The signing algorithms Tessera issues tokens with (all asymmetric: a verifier only ever holds

@@ -46,6 +46,14 @@ impl StoredKey {
     }
 }
 
+/// The key that signs at `now`: of the published keys whose activation time has come, the one
+/// activated last. Every replica computes the same answer from the same rows and clock.
+pub fn active_key(keys: &[StoredKey], now: i64) -> Option<&StoredKey> {
+    keys.iter()
+        .filter(|k| k.is_published(now) && k.activates_at <= now)
+        .max_by_key(|k| (k.activates_at, k.created_at))
+}
+
 /// Why a key ring could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyRingError {
@@ -84,11 +92,7 @@ impl KeyRing {
         previous: Option<&KeyRing>,
     ) -> Result<Self, KeyRingError> {
         let published: Vec<&StoredKey> = keys.iter().filter(|k| k.is_published(now)).collect();
-        let active = published
-            .iter()
-            .filter(|k| k.activates_at <= now)
-            .max_by_key(|k| (k.activates_at, k.created_at))
-            .ok_or(KeyRingError::NoActiveKey)?;
+        let active = active_key(keys, now).ok_or(KeyRingError::NoActiveKey)?;
         let signer = match previous.filter(|p| p.signer.kid() == &active.kid) {
             Some(p) => p.signer.clone(),
             None => {

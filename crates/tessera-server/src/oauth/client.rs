@@ -113,6 +113,8 @@ pub struct Client {
     pub token_ttl: u32,
     /// Disabled clients cannot authenticate.
     pub enabled: bool,
+    /// After this time (unix seconds) the client cannot authenticate.
+    pub expires_at: Option<i64>,
     /// Its secrets, including revoked and expired ones.
     pub secrets: Vec<StoredSecret>,
     /// Creation time, unix seconds.
@@ -122,6 +124,11 @@ pub struct Client {
 }
 
 impl Client {
+    /// Whether the client may authenticate at `now`: enabled and not expired.
+    pub fn is_active(&self, now: i64) -> bool {
+        self.enabled && self.expires_at.is_none_or(|e| now < e)
+    }
+
     /// The secrets that authenticate at `now`.
     pub fn usable_secrets(&self, now: i64) -> impl Iterator<Item = &StoredSecret> {
         self.secrets.iter().filter(move |s| s.is_usable(now))

@@ -156,6 +156,7 @@ mod tests {
             ],
             token_ttl: 60,
             enabled: true,
+            expires_at: None,
             secrets: vec![],
             created_at: 0,
             updated_at: 0,

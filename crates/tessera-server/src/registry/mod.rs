@@ -154,6 +154,26 @@ impl Registry {
         Ok(Some(client))
     }
 
+    /// Re-read one known client from the database (at most [`MAX_CONCURRENT_LOOKUPS`] at a time;
+    /// `None` when no slot is free or the database cannot be asked) and, if it changed, put it in
+    /// the snapshot. Used when a known client's secret is refused, so a secret added a moment ago
+    /// (`client rotate-secret`) works at once instead of after the next refresh.
+    pub async fn reload_client(&self, id: &str) -> Option<Arc<Client>> {
+        let _permit = self.lookups.try_acquire().ok()?;
+        let client_id = crate::oauth::ClientId::parse(id)?;
+        let fresh = tokio::time::timeout(Duration::from_secs(2), self.store.get_client(&client_id))
+            .await
+            .ok()?
+            .ok()??;
+        let fresh = Arc::new(fresh);
+        if let Ok(mut w) = self.clients.write() {
+            let mut map = HashMap::clone(&w);
+            map.insert(id.to_owned(), fresh.clone());
+            *w = Arc::new(map);
+        }
+        Some(fresh)
+    }
+
     /// Whether the in-memory state is too old to authenticate with: no refresh has reached the
     /// database for longer than the staleness bound (3 refresh intervals, at least 2 s). Serving
     /// from it would ignore disables and revocations made meanwhile, so the token endpoint

@@ -108,7 +108,7 @@ impl CredentialVerifier {
         now: i64,
     ) -> Result<SecretId, VerifyError> {
         let tag = self.tag(client_id, secret);
-        if let Some(client) = client.filter(|c| c.enabled) {
+        if let Some(client) = client.filter(|c| c.is_active(now)) {
             let hit = self.cache.read().ok().and_then(|c| c.get(&tag).cloned());
             if let Some(hit) = hit {
                 if hit.client_id == client.id.as_str() && client.secret_usable(&hit.secret_id, now)
@@ -118,7 +118,7 @@ impl CredentialVerifier {
             }
         }
 
-        let candidates: Vec<(SecretId, SecretHash)> = match client.filter(|c| c.enabled) {
+        let candidates: Vec<(SecretId, SecretHash)> = match client.filter(|c| c.is_active(now)) {
             Some(c) => c
                 .usable_secrets(now)
                 .map(|s| (s.id.clone(), s.hash.clone()))
@@ -221,6 +221,7 @@ mod tests {
             audiences: vec![],
             token_ttl: 300,
             enabled: true,
+            expires_at: None,
             secrets: vec![StoredSecret {
                 id: SecretId("s1".into()),
                 hash: SecretHash::create(secret).unwrap(),
@@ -270,6 +271,13 @@ mod tests {
             Err(VerifyError::Rejected)
         );
         c.secrets[0].revoked_at = None;
+        c.expires_at = Some(16);
+        assert_eq!(
+            v.verify(Some(&c), "c1", &s, 16).await,
+            Err(VerifyError::Rejected),
+            "expired client"
+        );
+        c.expires_at = None;
         c.enabled = false;
         assert_eq!(
             v.verify(Some(&c), "c1", &s, 16).await,

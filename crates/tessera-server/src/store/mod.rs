@@ -62,6 +62,8 @@ pub struct NewClient {
     pub audiences: Vec<Audience>,
     /// Token lifetime in seconds.
     pub token_ttl: u32,
+    /// When the client stops working, if ever.
+    pub expires_at: Option<i64>,
     /// Its first secret.
     pub secret: StoredSecret,
 }
@@ -79,6 +81,20 @@ pub struct ClientUpdate {
     pub token_ttl: Option<u32>,
     /// Enable or disable.
     pub enabled: Option<bool>,
+    /// Set (`Some(Some(t))`) or clear (`Some(None)`) the client's expiry.
+    pub expires_at: Option<Option<i64>>,
+}
+
+/// What a key rotation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The new key was stored; the keys that signed until now retire at this time.
+    Scheduled {
+        /// When the previous keys leave the JWKS.
+        retires_at: i64,
+    },
+    /// A rotation is already under way: this key is published but not yet signing.
+    AlreadyPending(crate::keys::Kid),
 }
 
 /// The database, whichever backend it is.
@@ -184,6 +200,41 @@ impl Store {
     /// one write transaction so that two servers starting on an empty database create one key.
     pub async fn insert_first_key(&self, key: &StoredKey, now: i64) -> Result<bool, StoreError> {
         dispatch!(self, s => s.insert_first_key(key, now).await)
+    }
+
+    /// Add `next` (published now, signing from its `activates_at`) and schedule every key that
+    /// signs until then to retire at `retire_at`; refused while another rotation is pending.
+    /// One locked transaction, so concurrent rotations (replicas on a schedule, the CLI) cannot
+    /// both happen.
+    pub async fn rotate_key(
+        &self,
+        next: &StoredKey,
+        retire_at: i64,
+        now: i64,
+    ) -> Result<Rotation, StoreError> {
+        dispatch!(self, s => s.rotate_key(next, retire_at, now).await)
+    }
+
+    /// Add a secret to a client; with `expire_others_at`, its other usable secrets stop working
+    /// then (a rotation's grace period). `false` if there is no such client.
+    pub async fn add_secret(
+        &self,
+        client: &ClientId,
+        secret: &StoredSecret,
+        expire_others_at: Option<i64>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.add_secret(client, secret, expire_others_at, now).await)
+    }
+
+    /// Revoke one secret at once; `false` if the client has no such unrevoked secret.
+    pub async fn revoke_secret(
+        &self,
+        client: &ClientId,
+        secret: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.revoke_secret(client, secret, now).await)
     }
 }
 

@@ -6,11 +6,18 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../../../migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "lifecycle",
+        include_str!("../../../../migrations/postgres/0002_lifecycle.sql"),
+    ),
+];
 
 /// The channel on which every change is announced (`NOTIFY`), so replicas reload at once
 /// instead of waiting for their next poll.
@@ -41,20 +48,14 @@ impl PostgresStore {
         Ok(Self { pool })
     }
 
-    pub(super) async fn insert_first_key(
-        &self,
-        key: &StoredKey,
-        now: i64,
-    ) -> Result<bool, StoreError> {
+    /// A transaction holding a lock on `signing_keys` that serialises key creation and rotation
+    /// across replicas: the second waits, then sees what the first did.
+    async fn begin_locked(&self) -> Result<Transaction<'_, Postgres>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        // Serialises replicas that start at the same moment on an empty database: the second
-        // waits here, then sees the first one's key and inserts nothing.
         sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
-        let inserted = Self::insert_key_if_none(&mut tx, key, now).await?;
-        tx.commit().await?;
-        Ok(inserted)
+        Ok(tx)
     }
 
     async fn notify(tx: &mut Transaction<'_, Postgres>, revision: i64) -> Result<(), StoreError> {

@@ -42,7 +42,7 @@ macro_rules! shared_queries {
         use crate::keys::{Alg, Jwk, Kid, StoredKey};
         use crate::oauth::{Client, ClientId, SecretId, StoredSecret};
         use crate::secrets::SecretHash;
-        use crate::store::{audiences_from_json, audiences_to_json, scopes_from_text, ClientUpdate, NewClient, StoreError};
+        use crate::store::{audiences_from_json, audiences_to_json, scopes_from_text, ClientUpdate, NewClient, Rotation, StoreError};
 
         impl $Store {
             pub(in crate::store) async fn migrate(&self) -> Result<(), StoreError> {
@@ -98,8 +98,8 @@ macro_rules! shared_queries {
             pub(in crate::store) async fn create_client(&self, c: &NewClient, now: i64) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
-                    "INSERT INTO clients (id, name, scopes, audiences, token_ttl, enabled, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO clients (id, name, scopes, audiences, token_ttl, enabled, created_at, updated_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(c.id.as_str())
                 .bind(&c.name)
@@ -109,6 +109,7 @@ macro_rules! shared_queries {
                 .bind(true)
                 .bind(now)
                 .bind(now)
+                .bind(c.expires_at)
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(
@@ -132,7 +133,8 @@ macro_rules! shared_queries {
                 let r = sqlx::query(
                     "UPDATE clients SET name = COALESCE($1, name), scopes = COALESCE($2, scopes), \
                      audiences = COALESCE($3, audiences), token_ttl = COALESCE($4, token_ttl), \
-                     enabled = COALESCE($5, enabled), updated_at = $6 WHERE id = $7",
+                     enabled = COALESCE($5, enabled), updated_at = $6, \
+                     expires_at = CASE WHEN $7 THEN $8 ELSE expires_at END WHERE id = $9",
                 )
                 .bind(u.name.as_deref())
                 .bind(u.scopes.as_ref().map(|s| s.to_string()))
@@ -140,6 +142,8 @@ macro_rules! shared_queries {
                 .bind(u.token_ttl.map(i64::from))
                 .bind(u.enabled)
                 .bind(now)
+                .bind(u.expires_at.is_some())
+                .bind(u.expires_at.flatten())
                 .bind(id.as_str())
                 .execute(&mut *tx)
                 .await?;
@@ -162,6 +166,93 @@ macro_rules! shared_queries {
                 Ok(true)
             }
 
+            pub(in crate::store) async fn add_secret(
+                &self,
+                client: &ClientId,
+                secret: &StoredSecret,
+                expire_others_at: Option<i64>,
+                now: i64,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let r = sqlx::query("UPDATE clients SET updated_at = $1 WHERE id = $2").bind(now).bind(client.as_str()).execute(&mut *tx).await?;
+                if r.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                if let Some(at) = expire_others_at {
+                    sqlx::query(
+                        "UPDATE client_secrets SET expires_at = $1 WHERE client_id = $2 AND revoked_at IS NULL \
+                         AND (expires_at IS NULL OR expires_at > $3)",
+                    )
+                    .bind(at)
+                    .bind(client.as_str())
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO client_secrets (id, client_id, hash, created_at, expires_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, $5, NULL)",
+                )
+                .bind(&secret.id.0)
+                .bind(client.as_str())
+                .bind(secret.hash.as_str())
+                .bind(secret.created_at)
+                .bind(secret.expires_at)
+                .execute(&mut *tx)
+                .await?;
+                Self::changed(&mut tx).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            pub(in crate::store) async fn revoke_secret(&self, client: &ClientId, secret: &str, now: i64) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let r = sqlx::query("UPDATE client_secrets SET revoked_at = $1 WHERE client_id = $2 AND id = $3 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(client.as_str())
+                    .bind(secret)
+                    .execute(&mut *tx)
+                    .await?;
+                if r.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                sqlx::query("UPDATE clients SET updated_at = $1 WHERE id = $2").bind(now).bind(client.as_str()).execute(&mut *tx).await?;
+                Self::changed(&mut tx).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            pub(in crate::store) async fn insert_first_key(&self, key: &StoredKey, now: i64) -> Result<bool, StoreError> {
+                let mut tx = self.begin_locked().await?;
+                let inserted = Self::insert_key_if_none(&mut tx, key, now).await?;
+                tx.commit().await?;
+                Ok(inserted)
+            }
+
+            pub(in crate::store) async fn rotate_key(&self, next: &StoredKey, retire_at: i64, now: i64) -> Result<Rotation, StoreError> {
+                let mut tx = self.begin_locked().await?;
+                let pending: Option<String> = sqlx::query_scalar(
+                    "SELECT kid FROM signing_keys WHERE activates_at > $1 AND (retires_at IS NULL OR retires_at > $2) LIMIT 1",
+                )
+                .bind(now)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(kid) = pending {
+                    return Ok(Rotation::AlreadyPending(Kid(kid)));
+                }
+                // Every key that may sign until the new one activates stays published until the
+                // tokens it signed have expired.
+                sqlx::query("UPDATE signing_keys SET retires_at = $1 WHERE retires_at IS NULL")
+                    .bind(retire_at)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::insert_key(&mut tx, next).await?;
+                Self::changed(&mut tx).await?;
+                tx.commit().await?;
+                Ok(Rotation::Scheduled { retires_at: retire_at })
+            }
+
             pub(in crate::store) async fn load_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
                 let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid").fetch_all(&self.pool).await?;
                 rows.iter().map(key_from_row).collect()
@@ -177,6 +268,12 @@ macro_rules! shared_queries {
                 if published > 0 {
                     return Ok(false);
                 }
+                Self::insert_key(tx, key).await?;
+                Self::changed(tx).await?;
+                Ok(true)
+            }
+
+            async fn insert_key(tx: &mut sqlx::Transaction<'_, $Db>, key: &StoredKey) -> Result<(), StoreError> {
                 let jwk = serde_json::to_string(&key.public_jwk).map_err(|e| StoreError::Other(e.to_string()))?;
                 sqlx::query(
                     "INSERT INTO signing_keys (kid, alg, private_key, public_jwk, created_at, activates_at, retires_at) \
@@ -191,8 +288,7 @@ macro_rules! shared_queries {
                 .bind(key.retires_at)
                 .execute(&mut **tx)
                 .await?;
-                Self::changed(tx).await?;
-                Ok(true)
+                Ok(())
             }
 
             /// Bump the change counter (and tell listeners, where the backend can).
@@ -214,6 +310,7 @@ macro_rules! shared_queries {
                 audiences: audiences_from_json(&row.try_get::<String, _>("audiences")?)?,
                 token_ttl: u32::try_from(ttl).map_err(|_| StoreError::Corrupt { table: "clients", detail: "bad token_ttl".into() })?,
                 enabled: row.try_get("enabled")?,
+                expires_at: row.try_get("expires_at")?,
                 secrets: Vec::new(),
                 created_at: row.try_get("created_at")?,
                 updated_at: row.try_get("updated_at")?,

@@ -7,11 +7,18 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../../../migrations/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "lifecycle",
+        include_str!("../../../../migrations/sqlite/0002_lifecycle.sql"),
+    ),
+];
 
 /// SQLite store.
 #[derive(Debug, Clone)]
@@ -41,17 +48,10 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
-    pub(super) async fn insert_first_key(
-        &self,
-        key: &StoredKey,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        // IMMEDIATE takes the database's write lock before reading, so two processes cannot
-        // both see "no key" and both insert one.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let inserted = Self::insert_key_if_none(&mut tx, key, now).await?;
-        tx.commit().await?;
-        Ok(inserted)
+    /// A write transaction holding the database's write lock from its first statement
+    /// (IMMEDIATE), so two processes cannot both read "no key" / "no rotation" and both write.
+    async fn begin_locked(&self) -> Result<Transaction<'_, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// SQLite has no notifications: servers find changes by polling the revision.

@@ -1,0 +1,173 @@
+//! Key and secret lifecycle: rotation without a failed request, secret rotation with grace,
+//! revocation and expiry that the verified-credential cache cannot outlive.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tessera_client::{ClientSecret, TokenSource};
+
+use crate::harness::both_backends;
+use crate::harness::*;
+use crate::verifier::start_example_env;
+
+async fn signing_kid(server: &Server) -> String {
+    let v: Value = http()
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["signing_kid"].as_str().unwrap().to_string()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+both_backends! {
+    async fn rotating_twice_under_load_fails_no_request(env) {
+        // JWKS max-age 1 s; new keys published 3 s before they sign.
+        let server = env.start(&["--signing-alg", "ES256", "--jwks-max-age", "1"]);
+        let c = env.create_client(&["--name", "caller", "--scope", "s2s:internal", "--audience", "https://orders", "--token-ttl", "3"]);
+        let example = start_example_env(&server.base, "https://orders", None, &[("JWKS_CACHE_MIN_TTL", "1")]);
+        let source = TokenSource::builder(c.id.clone(), ClientSecret::new(c.secret.clone())).issuer(server.base.clone()).audience("https://orders").build().unwrap();
+
+        // Continuous load: one caller, tessera-client tokens, no retry on failure (a retry would hide one).
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let kids: Arc<Mutex<Vec<String>>> = Arc::default();
+        let load = {
+            let (stop, ok, failed, kids, url) = (stop.clone(), ok.clone(), failed.clone(), kids.clone(), format!("{}/internal/ping", example.base));
+            tokio::spawn(async move {
+                let client = http();
+                while !stop.load(Ordering::SeqCst) {
+                    let t = source.token().await.expect("token");
+                    let kid = jsonwebtoken::decode_header(t.secret()).unwrap().kid.unwrap();
+                    let r = client.get(&url).bearer_auth(t.secret()).send().await.unwrap();
+                    if r.status() == 200 {
+                        ok.fetch_add(1, Ordering::SeqCst);
+                        let mut k = kids.lock().unwrap();
+                        if !k.contains(&kid) {
+                            k.push(kid);
+                        }
+                    } else {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                        eprintln!("failed: {} {}", r.status(), r.text().await.unwrap_or_default());
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        for alg in ["RS256", "EdDSA"] {
+            let before = signing_kid(&server).await;
+            let out = env.cli(&["keys", "rotate", "--alg", alg, "--publish-ahead", "3", "--output", "json"]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let new_kid = plan["new"]["kid"].as_str().unwrap().to_string();
+            assert_eq!(plan["new"]["state"], "pending");
+            // Published at once, not yet signing.
+            // Published within a refresh interval (SQLite) or at once (PostgreSQL NOTIFY).
+            let published = eventually(Duration::from_secs(2), || async {
+                let jwks: Value = http().get(server.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
+                jwks["keys"].as_array().unwrap().iter().any(|k| k["kid"] == new_kid.as_str())
+            })
+            .await;
+            assert!(published, "pre-published");
+            assert_eq!(signing_kid(&server).await, before, "not signing before its activation time");
+            assert!(eventually(Duration::from_secs(10), || async { signing_kid(&server).await == new_kid }).await, "activated");
+            assert!(eventually(Duration::from_secs(10), || async { kids.lock().unwrap().contains(&new_kid) }).await, "callers use the new key");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.store(true, Ordering::SeqCst);
+        load.await.unwrap();
+        let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+        assert_eq!(failed, 0, "zero failed requests across two rotations ({ok} succeeded)");
+        assert!(ok >= 50, "the load really ran: {ok}");
+        assert_eq!(kids.lock().unwrap().len(), 3, "three keys (ES256, RS256, EdDSA) signed accepted tokens");
+
+        let list = env.cli_json(&["keys", "list", "--output", "json"]);
+        let states: Vec<(String, String)> = list.as_array().unwrap().iter().map(|k| (k["alg"].as_str().unwrap().into(), k["state"].as_str().unwrap().into())).collect();
+        assert_eq!(states, [("ES256".into(), "retiring".into()), ("RS256".into(), "retiring".into()), ("EdDSA".into(), "active".into())]);
+        for k in list.as_array().unwrap() {
+            assert!(k.get("private_key").is_none());
+        }
+    }
+
+    async fn a_rotation_is_refused_while_another_is_pending(env) {
+        let _server = env.start(&["--signing-alg", "ES256"]);
+        assert!(env.cli(&["keys", "rotate", "--alg", "ES256"]).status.success());
+        let out = env.cli(&["keys", "rotate", "--alg", "ES256"]);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("already under way"));
+    }
+
+    async fn scheduled_rotation_uses_the_same_states(env) {
+        let server = env.start(&["--signing-alg", "ES256", "--key-rotation-interval", "2s", "--jwks-max-age", "1"]);
+        let pending = eventually(Duration::from_secs(10), || async {
+            let list = env.cli_json(&["keys", "list", "--output", "json"]);
+            list.as_array().unwrap().iter().any(|k| k["state"] == "pending" && k["alg"] == "ES256")
+        })
+        .await;
+        assert!(pending, "a pending key appears once the active one has signed for the interval");
+        assert_eq!(signing_kid(&server).await.len(), 43, "the old key keeps signing during pre-publication");
+    }
+
+    async fn secret_rotation_grace_revocation_and_expiry(env) {
+        let server = env.start(&["--signing-alg", "ES256"]);
+        let old = env.create_client(&["--name", "svc", "--scope", "a"]);
+        assert_eq!(token_basic(&server, &old, "grant_type=client_credentials").await.status(), 200, "old secret cached");
+
+        let r = env.cli_json(&["client", "rotate-secret", &old.id, "--grace", "2s", "--output", "json"]);
+        let new = TestClient { id: old.id.clone(), secret: r["client_secret"].as_str().unwrap().into() };
+        assert_ne!(new.secret, old.secret);
+        assert_eq!(token_basic(&server, &new, "grant_type=client_credentials").await.status(), 200, "new secret works at once");
+        assert_eq!(token_basic(&server, &old, "grant_type=client_credentials").await.status(), 200, "old secret works during the grace");
+        assert!(
+            eventually(Duration::from_secs(8), || async { token_basic(&server, &old, "grant_type=client_credentials").await.status() == 401 }).await,
+            "after the grace the old secret stops, although it was cached"
+        );
+        assert_eq!(token_basic(&server, &new, "grant_type=client_credentials").await.status(), 200);
+
+        // show lists both secrets with their validity, never a value.
+        let out = env.cli(&["client", "show", &old.id, "--output", "json"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(!text.contains(&new.secret) && !text.contains(&old.secret));
+        let show: Value = serde_json::from_str(&text).unwrap();
+        let secrets = show["secrets"].as_array().unwrap();
+        assert_eq!(secrets.len(), 2);
+        let new_id = r["secret_id"].as_str().unwrap();
+        // Same-second secrets are ordered by id, so find each by its id.
+        let old_entry = secrets.iter().find(|s| s["id"] != new_id).unwrap();
+        let new_entry = secrets.iter().find(|s| s["id"] == new_id).expect("the new secret is listed");
+        assert!(old_entry["expires_at"].is_i64(), "the old secret has an expiry");
+        assert!(new_entry["expires_at"].is_null(), "the new one does not");
+
+        // Revocation ends a (cached) secret at once, within the refresh bound.
+        env.cli_json(&["client", "revoke-secret", &old.id, new_id, "--output", "json"]);
+        assert!(
+            eventually(Duration::from_secs(5), || async { token_basic(&server, &new, "grant_type=client_credentials").await.status() == 401 }).await,
+            "a revoked secret is refused though cached"
+        );
+        let again = env.cli(&["client", "revoke-secret", &old.id, new_id]);
+        assert!(!again.status.success(), "revoking twice is an error");
+
+        // Client expiry.
+        let c = env.create_client(&["--name", "temp", "--scope", "a", "--expires-at", &(now() + 2).to_string()]);
+        assert_eq!(token_basic(&server, &c, "grant_type=client_credentials").await.status(), 200);
+        assert!(
+            eventually(Duration::from_secs(8), || async { token_basic(&server, &c, "grant_type=client_credentials").await.status() == 401 }).await,
+            "an expired client is refused though cached"
+        );
+        let past = env.cli(&["client", "create", "--name", "x", "--scope", "a", "--expires-at", "2001-01-01T00:00:00Z"]);
+        assert!(!past.status.success() && String::from_utf8_lossy(&past.stderr).contains("future"));
+        let with_expiry = env.cli_json(&["client", "rotate-secret", &c.id, "--grace", "0s", "--expires-at", "2099-01-01T00:00:00Z", "--output", "json"]);
+        assert_eq!(with_expiry["expires_at"], 4070908800i64);
+    }
+}
