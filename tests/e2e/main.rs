@@ -11,6 +11,7 @@ mod lifecycle;
 mod logs;
 mod negative;
 mod replicas;
+mod revocation;
 mod rotation;
 mod token;
 mod verifier;

@@ -20,6 +20,16 @@ pub(super) async fn metadata(State(app): State<AppState>) -> Response {
         "issuer": app.issuer.as_str(),
         "token_endpoint": app.issuer.endpoint("/oauth/token"),
         "jwks_uri": app.issuer.endpoint("/jwks.json"),
+        "revocation_endpoint": app.issuer.endpoint("/oauth/revoke"),
+        "introspection_endpoint": app.issuer.endpoint("/oauth/introspect"),
+        "revocation_endpoint_auth_methods_supported": [
+            AuthMethod::ClientSecretBasic.as_str(),
+            AuthMethod::ClientSecretPost.as_str(),
+        ],
+        "introspection_endpoint_auth_methods_supported": [
+            AuthMethod::ClientSecretBasic.as_str(),
+            AuthMethod::ClientSecretPost.as_str(),
+        ],
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": [
             AuthMethod::ClientSecretBasic.as_str(),

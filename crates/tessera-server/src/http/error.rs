@@ -59,7 +59,7 @@ impl IntoResponse for ApiError {
 pub(super) async fn method_not_allowed() -> Response {
     let mut r = ApiError::with_status(
         StatusCode::METHOD_NOT_ALLOWED,
-        OAuthError::invalid_request("the token endpoint accepts POST only"),
+        OAuthError::invalid_request("this endpoint accepts POST only"),
     )
     .into_response();
     r.headers_mut()

@@ -1,10 +1,12 @@
 //! The HTTP surface: axum routes, the RFC 6749 error responses, and the listener. Knows nothing
 //! about SQL; protocol decisions are delegated to `oauth/`.
 
+mod client_auth;
 mod discovery;
 mod error;
 mod health;
 mod jwks;
+mod revocation;
 mod serve;
 mod token;
 
@@ -46,6 +48,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route(
             "/oauth/token",
             post(token::token).fallback(error::method_not_allowed),
+        )
+        .route(
+            "/oauth/revoke",
+            post(revocation::revoke).fallback(error::method_not_allowed),
+        )
+        .route(
+            "/oauth/introspect",
+            post(revocation::introspect).fallback(error::method_not_allowed),
         )
         .route("/jwks.json", get(jwks::jwks))
         .route(

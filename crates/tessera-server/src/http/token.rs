@@ -3,15 +3,14 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::client_auth::{authenticate, check_content_type, read_body};
 use super::{ApiError, AppState};
 use crate::oauth::access_token::AccessTokenClaims;
-use crate::oauth::client_auth::{self, BodyCredentials};
 use crate::oauth::{grant, ErrorCode, OAuthError, TokenRequest};
-use crate::secrets::VerifyError;
 
 #[derive(Serialize)]
 struct TokenResponse<'a> {
@@ -37,107 +36,19 @@ async fn issue(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::with_status(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                OAuthError::invalid_request("request body too large"),
-            )
-        } else {
-            ApiError::from(OAuthError::invalid_request(
-                "could not read the request body",
-            ))
-        }
-    })?;
+    let body = read_body(body)?;
     check_content_type(headers)?;
     let req = TokenRequest::parse(&body)?;
     req.check_grant_type()?;
 
-    let authorization = match headers
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        [] => None,
-        [one] => Some(one.as_bytes()),
-        _ => return Err(OAuthError::invalid_request("more than one Authorization header").into()),
-    };
-    let creds = client_auth::extract(
-        authorization,
-        BodyCredentials {
-            client_id: req.client_id.as_deref(),
-            client_secret: req.client_secret.as_deref(),
-        },
-    )?;
-    let basic = authorization.is_some();
+    let client = authenticate(
+        app,
+        headers,
+        req.client_id.as_deref(),
+        req.client_secret.as_deref(),
+    )
+    .await?;
     let now = app.clock.now();
-    let unavailable = || -> ApiError {
-        OAuthError::unavailable(
-            "the client registry cannot reach its database; retry shortly",
-            2,
-        )
-        .into()
-    };
-    if app.registry.is_stale() {
-        return Err(unavailable());
-    }
-    let client = app
-        .registry
-        .find_client(creds.client_id.as_str())
-        .await
-        .map_err(|_| unavailable())?;
-    let mut outcome = app
-        .verifier
-        .verify(
-            client.as_deref(),
-            creds.client_id.as_str(),
-            &creds.secret,
-            now,
-        )
-        .await;
-    let mut client = client;
-    if let (Err(VerifyError::Rejected), Some(known)) = (&outcome, &client) {
-        // The snapshot may predate a secret added by the CLI: re-read this client once.
-        if let Some(fresh) = app.registry.reload_client(known.id.as_str()).await {
-            let changed =
-                fresh.updated_at != known.updated_at || fresh.secrets.len() != known.secrets.len();
-            if changed {
-                outcome = app
-                    .verifier
-                    .verify(Some(&fresh), creds.client_id.as_str(), &creds.secret, now)
-                    .await;
-            }
-            client = Some(fresh);
-        }
-    }
-    match outcome {
-        Ok(_) => {}
-        Err(VerifyError::Busy) => {
-            return Err(OAuthError::unavailable(
-                "too many client authentications in progress; retry shortly",
-                1,
-            )
-            .into())
-        }
-        Err(VerifyError::Rejected) => {
-            let reason = match &client {
-                None => "unknown client",
-                Some(c) if !c.enabled => "client disabled",
-                Some(_) => "wrong or expired secret",
-            };
-            tracing::info!(client_id = %creds.client_id, method = creds.method.as_str(), reason, "client authentication failed");
-            return Err(OAuthError::invalid_client()
-                .with_basic_challenge(basic)
-                .into());
-        }
-    }
-    // The verifier only succeeds for a known, enabled client.
-    let Some(client) = client else {
-        return Err(OAuthError::invalid_client()
-            .with_basic_challenge(basic)
-            .into());
-    };
 
     let grant = grant::decide(&client, &req, &app.fallback_audience)?;
     let ring = app.registry.key_ring();
@@ -167,22 +78,4 @@ async fn issue(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(resp)
-}
-
-fn check_content_type(headers: &HeaderMap) -> Result<(), OAuthError> {
-    let ok = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| {
-            mime.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(OAuthError::invalid_request(
-            "Content-Type must be application/x-www-form-urlencoded",
-        ))
-    }
 }

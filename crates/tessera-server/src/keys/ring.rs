@@ -79,6 +79,8 @@ pub struct KeyRing {
     pub algs: Vec<Alg>,
     /// Kids of the published keys.
     pub published: Vec<Kid>,
+    /// The published public keys (to check this server's own tokens on introspection).
+    pub public_jwks: Vec<crate::keys::Jwk>,
 }
 
 impl KeyRing {
@@ -112,6 +114,7 @@ impl KeyRing {
             jwks_json: jwks.to_string().into_bytes(),
             algs,
             published: published.iter().map(|k| k.kid.clone()).collect(),
+            public_jwks: published.iter().map(|k| k.public_jwk.clone()).collect(),
         })
     }
 }

@@ -281,6 +281,7 @@ impl Registry {
         let listener = self.store.spawn_change_listener(wake.clone());
         tokio::spawn(async move {
             let _listener = listener.map(AbortOnDrop);
+            let mut last_purge = Instant::now();
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
@@ -288,6 +289,20 @@ impl Registry {
                 tokio::select! {
                     _ = tick.tick() => {}
                     () = wake.notified() => {}
+                }
+                // Revoked token ids are kept only until the tokens would have expired anyway.
+                if last_purge.elapsed() >= Duration::from_secs(60) {
+                    last_purge = Instant::now();
+                    if let Ok(Ok(n)) = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        self.store.purge_revocations(self.clock.now()),
+                    )
+                    .await
+                    {
+                        if n > 0 {
+                            tracing::debug!(purged = n, "expired revocations purged");
+                        }
+                    }
                 }
                 match tokio::time::timeout(Duration::from_secs(5), self.refresh()).await {
                     Ok(Ok(true)) => tracing::debug!("registry reloaded"),

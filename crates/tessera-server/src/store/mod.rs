@@ -227,6 +227,26 @@ impl Store {
         dispatch!(self, s => s.add_secret(client, secret, expire_others_at, now).await)
     }
 
+    /// Record a revoked token id until `expires_at` (the token's `exp`).
+    pub async fn revoke_token(
+        &self,
+        jti: &str,
+        client: &ClientId,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.revoke_token(jti, client, expires_at).await)
+    }
+
+    /// Whether a token id was revoked.
+    pub async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.is_revoked(jti).await)
+    }
+
+    /// Forget revocations of tokens that have expired anyway; returns how many.
+    pub async fn purge_revocations(&self, now: i64) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.purge_revocations(now).await)
+    }
+
     /// Revoke one secret at once; `false` if the client has no such unrevoked secret.
     pub async fn revoke_secret(
         &self,

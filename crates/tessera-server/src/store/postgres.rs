@@ -17,6 +17,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lifecycle",
         include_str!("../../../../migrations/postgres/0002_lifecycle.sql"),
     ),
+    (
+        3,
+        "revocation",
+        include_str!("../../../../migrations/postgres/0003_revocation.sql"),
+    ),
 ];
 
 /// The channel on which every change is announced (`NOTIFY`), so replicas reload at once

@@ -253,6 +253,26 @@ macro_rules! shared_queries {
                 Ok(Rotation::Scheduled { retires_at: retire_at })
             }
 
+            pub(in crate::store) async fn revoke_token(&self, jti: &str, client: &ClientId, expires_at: i64) -> Result<(), StoreError> {
+                sqlx::query("INSERT INTO revoked_tokens (jti, client_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING")
+                    .bind(jti)
+                    .bind(client.as_str())
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            pub(in crate::store) async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM revoked_tokens WHERE jti = $1").bind(jti).fetch_one(&self.pool).await?;
+                Ok(n > 0)
+            }
+
+            pub(in crate::store) async fn purge_revocations(&self, now: i64) -> Result<u64, StoreError> {
+                let r = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1").bind(now).execute(&self.pool).await?;
+                Ok(r.rows_affected())
+            }
+
             pub(in crate::store) async fn load_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
                 let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid").fetch_all(&self.pool).await?;
                 rows.iter().map(key_from_row).collect()

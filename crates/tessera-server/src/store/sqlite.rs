@@ -18,6 +18,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lifecycle",
         include_str!("../../../../migrations/sqlite/0002_lifecycle.sql"),
     ),
+    (
+        3,
+        "revocation",
+        include_str!("../../../../migrations/sqlite/0003_revocation.sql"),
+    ),
 ];
 
 /// SQLite store.
