@@ -80,6 +80,9 @@ enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Show the admin changes recorded in the database.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Get an access token (for shell scripts and CI): prints it, so that
     /// `curl -H "Authorization: Bearer $(tessera token …)"` works.
     Token(TokenArgs),
@@ -188,6 +191,21 @@ fn parse_time(s: &str) -> Result<i64, String> {
         .map_err(|_| "time before 1970".to_string())?
         .as_secs();
     i64::try_from(secs).map_err(|_| "time out of range".to_string())
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// List admin changes, oldest first.
+    List {
+        /// Only this client's.
+        #[arg(long)]
+        client: Option<String>,
+        /// Only from this time (RFC 3339 or unix seconds).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<i64>,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
 }
 
 #[derive(Subcommand)]
@@ -373,6 +391,35 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Client(cmd) => client(&cli.db, cmd).await,
         Command::Keys(cmd) => keys(&cli.db, cmd).await,
+        Command::Audit(AuditCommand::List {
+            client,
+            since,
+            output,
+        }) => {
+            let store = tessera_server::open_store(&cli.db.url()?).await?;
+            let events = store
+                .list_audit(client.as_deref(), since.unwrap_or(0))
+                .await?;
+            if output == Output::Json {
+                println!("{}", serde_json::to_string(&events)?);
+            } else {
+                println!(
+                    "{:<12} {:<14} {:<22} {:<26} DETAIL",
+                    "AT", "ACTOR", "ACTION", "CLIENT_ID"
+                );
+                for e in &events {
+                    println!(
+                        "{:<12} {:<14} {:<22} {:<26} {}",
+                        e.at,
+                        e.actor,
+                        e.action,
+                        e.client_id.as_deref().unwrap_or("-"),
+                        e.detail
+                    );
+                }
+            }
+            Ok(())
+        }
         Command::Token(args) => token(args).await,
     }
 }
@@ -489,6 +536,9 @@ async fn client(db: &DbArgs, cmd: ClientCommand) -> anyhow::Result<()> {
                 expires_at,
             };
             let (view, secret) = admin::create_client(&store, input, now).await?;
+            let detail = serde_json::json!({"name": view.name, "scopes": view.scopes, "audiences": view.audiences,
+                "token_ttl": view.token_ttl, "expires_at": view.expires_at, "secret_id": view.secrets.first().map(|s| &s.id)});
+            admin::record(&store, "client.create", Some(&view.client_id), detail, now).await?;
             if output == Output::Json {
                 let mut v = serde_json::to_value(&view)?;
                 v["client_secret"] = serde_json::Value::from(secret.expose());
@@ -526,6 +576,9 @@ async fn client(db: &DbArgs, cmd: ClientCommand) -> anyhow::Result<()> {
             output,
         } => {
             let new = admin::rotate_secret(&store, &id, grace.as_secs(), expires_at, now).await?;
+            let detail = serde_json::json!({"secret_id": new.id, "grace_secs": grace.as_secs(), "expires_at": new.expires_at,
+                "previous_secrets_expire_at": new.previous_expire_at});
+            admin::record(&store, "client.rotate_secret", Some(&id), detail, now).await?;
             if output == Output::Json {
                 let v = serde_json::json!({"client_id": id, "secret_id": new.id, "client_secret": new.secret.expose(),
                     "expires_at": new.expires_at, "previous_secrets_expire_at": new.previous_expire_at});
@@ -547,6 +600,14 @@ async fn client(db: &DbArgs, cmd: ClientCommand) -> anyhow::Result<()> {
             output,
         } => {
             admin::revoke_secret(&store, &id, &secret_id, now).await?;
+            admin::record(
+                &store,
+                "client.revoke_secret",
+                Some(&id),
+                serde_json::json!({"secret_id": secret_id}),
+                now,
+            )
+            .await?;
             if output == Output::Json {
                 println!(
                     "{}",
@@ -583,33 +644,44 @@ async fn client(db: &DbArgs, cmd: ClientCommand) -> anyhow::Result<()> {
                     expires_at.map(Some)
                 },
             };
-            emit(
-                &admin::update_client(&store, &id, input, now).await?,
-                output,
-            )?;
+            let view = admin::update_client(&store, &id, input, now).await?;
+            let detail = serde_json::json!({"name": view.name, "scopes": view.scopes, "audiences": view.audiences,
+                "token_ttl": view.token_ttl, "enabled": view.enabled, "expires_at": view.expires_at});
+            admin::record(&store, "client.update", Some(&id), detail, now).await?;
+            emit(&view, output)?;
         }
         ClientCommand::Disable { id, output } => {
             let input = UpdateClient {
                 enabled: Some(false),
                 ..Default::default()
             };
-            emit(
-                &admin::update_client(&store, &id, input, now).await?,
-                output,
-            )?;
+            let view = admin::update_client(&store, &id, input, now).await?;
+            let detail = serde_json::json!({"name": view.name, "scopes": view.scopes, "audiences": view.audiences,
+                "token_ttl": view.token_ttl, "enabled": view.enabled, "expires_at": view.expires_at});
+            admin::record(&store, "client.disable", Some(&id), detail, now).await?;
+            emit(&view, output)?;
         }
         ClientCommand::Enable { id, output } => {
             let input = UpdateClient {
                 enabled: Some(true),
                 ..Default::default()
             };
-            emit(
-                &admin::update_client(&store, &id, input, now).await?,
-                output,
-            )?;
+            let view = admin::update_client(&store, &id, input, now).await?;
+            let detail = serde_json::json!({"name": view.name, "scopes": view.scopes, "audiences": view.audiences,
+                "token_ttl": view.token_ttl, "enabled": view.enabled, "expires_at": view.expires_at});
+            admin::record(&store, "client.enable", Some(&id), detail, now).await?;
+            emit(&view, output)?;
         }
         ClientCommand::Delete { id, output } => {
             admin::delete_client(&store, &id).await?;
+            admin::record(
+                &store,
+                "client.delete",
+                Some(&id),
+                serde_json::json!({}),
+                now,
+            )
+            .await?;
             if output == Output::Json {
                 println!("{}", serde_json::json!({"client_id": id, "deleted": true}));
             } else {
@@ -691,6 +763,9 @@ async fn keys(db: &DbArgs, cmd: KeysCommand) -> anyhow::Result<()> {
                 publish_ahead: i64::from(publish_ahead),
             };
             let plan = admin::rotate_signing_key(&store, &master, alg, timing, now).await?;
+            let detail = serde_json::json!({"kid": plan.new.kid, "alg": plan.new.alg, "activates_at": plan.new.activates_at,
+                "previous_retire_at": plan.previous_retire_at});
+            admin::record(&store, "keys.rotate", None, detail, now).await?;
             if output == Output::Json {
                 println!(
                     "{}",

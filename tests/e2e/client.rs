@@ -13,7 +13,7 @@ use tessera_client::{
 use crate::harness::both_backends;
 use crate::harness::*;
 
-const COUNTING: &[(&str, &str)] = &[("TESSERA_LOG", "info,tessera_server=debug")];
+const COUNTING: &[(&str, &str)] = &[("TESSERA_LOG", "info,tessera::audit=debug")];
 const ISSUED: &str = "token issued";
 
 fn source(server: &Server, c: &TestClient) -> tessera_client::TokenSourceBuilder {

@@ -251,6 +251,16 @@ impl EnvConfig {
             .expect("run tessera")
     }
 
+    pub fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        Command::new(BIN)
+            .args(self.db_args())
+            .args(args)
+            .env_remove("TESSERA_LOG")
+            .envs(env.iter().copied())
+            .output()
+            .expect("run tessera")
+    }
+
     pub fn cli_json(&self, args: &[&str]) -> Value {
         let out = self.cli(args);
         assert!(

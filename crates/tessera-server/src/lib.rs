@@ -157,8 +157,17 @@ fn spawn_key_rotation(
             if due && !pending {
                 match admin::rotate_signing_key(&store, &master, alg, timing, now).await {
                     Ok(plan) => {
-                        tracing::info!(target: "tessera::audit", kid = %plan.new.kid, alg = %alg,
-                        activates_at = plan.new.activates_at, "scheduled signing key rotation started")
+                        let detail = serde_json::json!({"kid": plan.new.kid, "alg": plan.new.alg,
+                            "activates_at": plan.new.activates_at, "previous_retire_at": plan.previous_retire_at});
+                        let _ = admin::record_as(
+                            &store,
+                            "tessera-server",
+                            "keys.rotate_scheduled",
+                            None,
+                            detail,
+                            now,
+                        )
+                        .await;
                     }
                     Err(e) => tracing::debug!(error = %e, "scheduled rotation not started"),
                 }

@@ -434,3 +434,43 @@ pub async fn rotate_signing_key(
         ))),
     }
 }
+
+/// The OS user running this process (`USER`, else `LOGNAME`), for audit records.
+pub fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Record an admin change in `audit_events` (with the OS user as actor) and emit it as a
+/// `tessera::audit` event. `detail` must never hold a secret or a token.
+pub async fn record(
+    store: &Store,
+    action: &str,
+    client_id: Option<&str>,
+    detail: serde_json::Value,
+    now: i64,
+) -> Result<(), AdminError> {
+    record_as(store, &os_user(), action, client_id, detail, now).await
+}
+
+/// [`record`] with an explicit actor (the server's scheduled work).
+pub async fn record_as(
+    store: &Store,
+    actor: &str,
+    action: &str,
+    client_id: Option<&str>,
+    detail: serde_json::Value,
+    now: i64,
+) -> Result<(), AdminError> {
+    tracing::info!(target: "tessera::audit", event = "admin_change", actor, action, client_id = client_id.unwrap_or_default(), detail = %detail, "admin change");
+    let event = crate::store::AuditEvent {
+        at: now,
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        client_id: client_id.map(str::to_owned),
+        detail,
+    };
+    store.record_audit(&event).await?;
+    Ok(())
+}

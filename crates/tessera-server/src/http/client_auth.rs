@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderMap, StatusCode};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Origin};
 use crate::oauth::client_auth::{self, BodyCredentials};
 use crate::oauth::{Client, OAuthError};
 use crate::secrets::VerifyError;
@@ -34,6 +34,7 @@ pub(super) fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Ap
 pub(super) async fn authenticate(
     app: &AppState,
     headers: &HeaderMap,
+    origin: &Origin,
     client_id: Option<&str>,
     client_secret: Option<&str>,
 ) -> Result<Arc<Client>, ApiError> {
@@ -110,7 +111,16 @@ pub(super) async fn authenticate(
                 Some(c) if !c.enabled => "client disabled",
                 Some(_) => "wrong or expired secret",
             };
-            tracing::info!(client_id = %creds.client_id, method = creds.method.as_str(), reason, "client authentication failed");
+            tracing::info!(
+                target: "tessera::audit",
+                event = "client_auth_failed",
+                client_id = %creds.client_id,
+                method = creds.method.as_str(),
+                reason,
+                source = origin.source.map(|s| s.ip().to_string()).unwrap_or_default(),
+                service = origin.service.as_deref().unwrap_or_default(),
+                "client authentication failed"
+            );
             return Err(OAuthError::invalid_client()
                 .with_basic_challenge(basic)
                 .into());

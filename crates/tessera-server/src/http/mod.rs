@@ -25,6 +25,39 @@ use crate::secrets::CredentialVerifier;
 pub use error::ApiError;
 pub use serve::{serve, ServeLimits};
 
+/// The peer address of a request's connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
+/// Where a request came from, for audit events: the peer address and the caller's optional
+/// `X-Service-Name` (free text from the client, logged as given, cut to 64 characters).
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// Peer address, when known.
+    pub source: Option<std::net::SocketAddr>,
+    /// `X-Service-Name`.
+    pub service: Option<String>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Origin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let service = parts
+            .headers
+            .get("x-service-name")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().filter(|c| !c.is_control()).take(64).collect());
+        Ok(Origin {
+            source: parts.extensions.get::<Peer>().map(|p| p.0),
+            service,
+        })
+    }
+}
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {

@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
 use super::client_auth::{authenticate, check_content_type, read_body};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Origin};
 use crate::oauth::access_token::check_issued;
 use crate::oauth::form;
 use crate::oauth::{ErrorCode, OAuthError};
@@ -49,6 +49,7 @@ fn no_store(mut r: Response) -> Response {
 pub(super) async fn revoke(
     State(app): State<AppState>,
     headers: HeaderMap,
+    origin: Origin,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let run = async {
@@ -56,6 +57,7 @@ pub(super) async fn revoke(
         let client = authenticate(
             &app,
             &headers,
+            &origin,
             p.client_id.as_deref(),
             p.client_secret.as_deref(),
         )
@@ -91,6 +93,7 @@ pub(super) async fn revoke(
 pub(super) async fn introspect(
     State(app): State<AppState>,
     headers: HeaderMap,
+    origin: Origin,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let run = async {
@@ -98,6 +101,7 @@ pub(super) async fn introspect(
         authenticate(
             &app,
             &headers,
+            &origin,
             p.client_id.as_deref(),
             p.client_secret.as_deref(),
         )

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::client_auth::{authenticate, check_content_type, read_body};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Origin};
 use crate::oauth::access_token::AccessTokenClaims;
 use crate::oauth::{grant, ErrorCode, OAuthError, TokenRequest};
 
@@ -23,9 +23,10 @@ struct TokenResponse<'a> {
 pub(super) async fn token(
     State(app): State<AppState>,
     headers: HeaderMap,
+    origin: Origin,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match issue(&app, &headers, body).await {
+    match issue(&app, &headers, &origin, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -34,6 +35,7 @@ pub(super) async fn token(
 async fn issue(
     app: &AppState,
     headers: &HeaderMap,
+    origin: &Origin,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = read_body(body)?;
@@ -44,6 +46,7 @@ async fn issue(
     let client = authenticate(
         app,
         headers,
+        origin,
         req.client_id.as_deref(),
         req.client_secret.as_deref(),
     )
@@ -65,7 +68,20 @@ async fn issue(
             return Err(OAuthError::new(ErrorCode::ServerError, "could not sign the token").into());
         }
     };
-    tracing::debug!(client_id = %client.id, kid = %ring.signer.kid(), scope = %scope, aud = %grant.audience, "token issued");
+    // Debug level: at info, every token would write a log line, which costs the endpoint much of
+    // its throughput. Enable with TESSERA_LOG=info,tessera::audit=debug.
+    tracing::debug!(
+        target: "tessera::audit",
+        event = "token_issued",
+        client_id = %client.id,
+        jti = %jti,
+        kid = %ring.signer.kid(),
+        scope = %scope,
+        aud = %grant.audience,
+        source = origin.source.map(|s| s.ip().to_string()).unwrap_or_default(),
+        service = origin.service.as_deref().unwrap_or_default(),
+        "token issued"
+    );
 
     let body = TokenResponse {
         access_token: &access_token,

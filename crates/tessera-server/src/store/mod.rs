@@ -85,6 +85,21 @@ pub struct ClientUpdate {
     pub expires_at: Option<Option<i64>>,
 }
 
+/// An admin change, as stored in `audit_events`. `detail` never holds a secret or a token.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEvent {
+    /// When, unix seconds.
+    pub at: i64,
+    /// Who: the OS user who ran the CLI, or `tessera-server` for scheduled work.
+    pub actor: String,
+    /// What, e.g. `client.create`, `client.rotate_secret`, `keys.rotate`.
+    pub action: String,
+    /// The client concerned, if any.
+    pub client_id: Option<String>,
+    /// Non-secret particulars.
+    pub detail: serde_json::Value,
+}
+
 /// What a key rotation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
@@ -245,6 +260,20 @@ impl Store {
     /// Forget revocations of tokens that have expired anyway; returns how many.
     pub async fn purge_revocations(&self, now: i64) -> Result<u64, StoreError> {
         dispatch!(self, s => s.purge_revocations(now).await)
+    }
+
+    /// Store an admin change.
+    pub async fn record_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
+        dispatch!(self, s => s.record_audit(e).await)
+    }
+
+    /// Admin changes, oldest first, optionally for one client, from `since` (unix seconds).
+    pub async fn list_audit(
+        &self,
+        client: Option<&str>,
+        since: i64,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        dispatch!(self, s => s.list_audit(client, since).await)
     }
 
     /// Revoke one secret at once; `false` if the client has no such unrevoked secret.

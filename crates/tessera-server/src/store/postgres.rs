@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "revocation",
         include_str!("../../../../migrations/postgres/0003_revocation.sql"),
     ),
+    (
+        4,
+        "audit",
+        include_str!("../../../../migrations/postgres/0004_audit.sql"),
+    ),
 ];
 
 /// The channel on which every change is announced (`NOTIFY`), so replicas reload at once

@@ -42,7 +42,7 @@ macro_rules! shared_queries {
         use crate::keys::{Alg, Jwk, Kid, StoredKey};
         use crate::oauth::{Client, ClientId, SecretId, StoredSecret};
         use crate::secrets::SecretHash;
-        use crate::store::{audiences_from_json, audiences_to_json, scopes_from_text, ClientUpdate, NewClient, Rotation, StoreError};
+        use crate::store::{audiences_from_json, audiences_to_json, scopes_from_text, AuditEvent, ClientUpdate, NewClient, Rotation, StoreError};
 
         impl $Store {
             pub(in crate::store) async fn migrate(&self) -> Result<(), StoreError> {
@@ -271,6 +271,42 @@ macro_rules! shared_queries {
             pub(in crate::store) async fn purge_revocations(&self, now: i64) -> Result<u64, StoreError> {
                 let r = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1").bind(now).execute(&self.pool).await?;
                 Ok(r.rows_affected())
+            }
+
+            pub(in crate::store) async fn record_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
+                sqlx::query("INSERT INTO audit_events (at, actor, action, client_id, detail) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(e.at)
+                    .bind(&e.actor)
+                    .bind(&e.action)
+                    .bind(e.client_id.as_deref())
+                    .bind(e.detail.to_string())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            pub(in crate::store) async fn list_audit(&self, client: Option<&str>, since: i64) -> Result<Vec<AuditEvent>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT at, actor, action, client_id, detail FROM audit_events \
+                     WHERE ($1 = '' OR client_id = $2) AND at >= $3 ORDER BY id",
+                )
+                .bind(client.unwrap_or(""))
+                .bind(client.unwrap_or(""))
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let detail: String = r.try_get("detail")?;
+                        Ok(AuditEvent {
+                            at: r.try_get("at")?,
+                            actor: r.try_get("actor")?,
+                            action: r.try_get("action")?,
+                            client_id: r.try_get("client_id")?,
+                            detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+                        })
+                    })
+                    .collect()
             }
 
             pub(in crate::store) async fn load_keys(&self) -> Result<Vec<StoredKey>, StoreError> {

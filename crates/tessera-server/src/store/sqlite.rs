@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "revocation",
         include_str!("../../../../migrations/sqlite/0003_revocation.sql"),
     ),
+    (
+        4,
+        "audit",
+        include_str!("../../../../migrations/sqlite/0004_audit.sql"),
+    ),
 ];
 
 /// SQLite store.
