@@ -188,60 +188,30 @@ both_backends! {
         let server = env.start(&["--refresh-interval-ms", "2000"]);
         let c = env.create_client(&["--name", "late", "--scope", "a"]);
         assert!(
-            eventually(Duration::from_secs(5), || async {
-                token_basic(&server, &c, "grant_type=client_credentials")
-                    .await
-                    .status()
-                    == 200
-            })
-            .await,
+            status_becomes(&server, &c, "grant_type=client_credentials", 200, Duration::from_secs(5)).await,
             "a client created while the server runs must work within 5 s"
         );
         env.cli_json(&["client", "disable", &c.id, "--output", "json"],
         );
         assert!(
-            eventually(Duration::from_secs(5), || async {
-                token_basic(&server, &c, "grant_type=client_credentials")
-                    .await
-                    .status()
-                    == 401
-            })
-            .await,
+            status_becomes(&server, &c, "grant_type=client_credentials", 401, Duration::from_secs(5)).await,
             "a disabled client must be refused within 5 s even though its credential is cached"
         );
         env.cli_json(&["client", "enable", &c.id, "--output", "json"]);
         assert!(
-            eventually(Duration::from_secs(5), || async {
-                token_basic(&server, &c, "grant_type=client_credentials")
-                    .await
-                    .status()
-                    == 200
-            })
-            .await
+            status_becomes(&server, &c, "grant_type=client_credentials", 200, Duration::from_secs(5)).await
         );
         env.cli_json(&[
                 "client", "update", &c.id, "--scope", "b", "--output", "json",
             ],
         );
         assert!(
-            eventually(Duration::from_secs(5), || async {
-                token_basic(&server, &c, "grant_type=client_credentials&scope=a")
-                    .await
-                    .status()
-                    == 400
-            })
-            .await,
+            status_becomes(&server, &c, "grant_type=client_credentials&scope=a", 400, Duration::from_secs(5)).await,
             "a removed scope must be refused"
         );
         env.cli_json(&["client", "delete", &c.id, "--output", "json"]);
         assert!(
-            eventually(Duration::from_secs(5), || async {
-                token_basic(&server, &c, "grant_type=client_credentials")
-                    .await
-                    .status()
-                    == 401
-            })
-            .await
+            status_becomes(&server, &c, "grant_type=client_credentials", 401, Duration::from_secs(5)).await
         );
     }
 }

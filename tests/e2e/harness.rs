@@ -170,6 +170,21 @@ where
     false
 }
 
+/// Whether a token request with `form` answers `status` within `within` (changes made through
+/// the CLI reach a server within a bounded time, so tests poll for them).
+pub async fn status_becomes(
+    server: &Server,
+    c: &TestClient,
+    form: &str,
+    status: u16,
+    within: Duration,
+) -> bool {
+    eventually(within, || async {
+        token_basic(server, c, form).await.status() == status
+    })
+    .await
+}
+
 /// Verify `token` with jsonwebtoken against the server's JWKS, checking issuer, audience and
 /// the RFC 9068 header; returns the claims.
 pub async fn verify(server: &Server, token: &str, audience: &str) -> Value {

@@ -88,13 +88,7 @@ both_backends! {
         );
         // Wait until the server has seen the disable.
         assert!(
-            eventually(Duration::from_secs(5), || async {
-                token_basic(&server, &off, "grant_type=client_credentials")
-                    .await
-                    .status()
-                    == 401
-            })
-            .await
+            status_becomes(&server, &off, "grant_type=client_credentials", 401, Duration::from_secs(5)).await
         );
 
         let good = || basic(&c.id, &c.secret);

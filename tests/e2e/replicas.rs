@@ -103,12 +103,13 @@ async fn two_replicas_share_keys_and_clients_and_see_changes_at_once() {
     let start = Instant::now();
     for s in [&a, &b] {
         assert!(
-            eventually(Duration::from_secs(5), || async {
-                token_basic(s, &c, "grant_type=client_credentials")
-                    .await
-                    .status()
-                    == 401
-            })
+            status_becomes(
+                s,
+                &c,
+                "grant_type=client_credentials",
+                401,
+                Duration::from_secs(5)
+            )
             .await,
             "a disabled client is refused by every replica"
         );

@@ -134,7 +134,7 @@ both_backends! {
         assert_eq!(token_basic(&server, &new, "grant_type=client_credentials").await.status(), 200, "new secret works at once");
         assert_eq!(token_basic(&server, &old, "grant_type=client_credentials").await.status(), 200, "old secret works during the grace");
         assert!(
-            eventually(Duration::from_secs(8), || async { token_basic(&server, &old, "grant_type=client_credentials").await.status() == 401 }).await,
+            status_becomes(&server, &old, "grant_type=client_credentials", 401, Duration::from_secs(8)).await,
             "after the grace the old secret stops, although it was cached"
         );
         assert_eq!(token_basic(&server, &new, "grant_type=client_credentials").await.status(), 200);
@@ -156,7 +156,7 @@ both_backends! {
         // Revocation ends a (cached) secret at once, within the refresh bound.
         env.cli_json(&["client", "revoke-secret", &old.id, new_id, "--output", "json"]);
         assert!(
-            eventually(Duration::from_secs(5), || async { token_basic(&server, &new, "grant_type=client_credentials").await.status() == 401 }).await,
+            status_becomes(&server, &new, "grant_type=client_credentials", 401, Duration::from_secs(5)).await,
             "a revoked secret is refused though cached"
         );
         let again = env.cli(&["client", "revoke-secret", &old.id, new_id]);
@@ -166,7 +166,7 @@ both_backends! {
         let c = env.create_client(&["--name", "temp", "--scope", "a", "--expires-at", &(now() + 2).to_string()]);
         assert_eq!(token_basic(&server, &c, "grant_type=client_credentials").await.status(), 200);
         assert!(
-            eventually(Duration::from_secs(8), || async { token_basic(&server, &c, "grant_type=client_credentials").await.status() == 401 }).await,
+            status_becomes(&server, &c, "grant_type=client_credentials", 401, Duration::from_secs(8)).await,
             "an expired client is refused though cached"
         );
         let past = env.cli(&["client", "create", "--name", "x", "--scope", "a", "--expires-at", "2001-01-01T00:00:00Z"]);

@@ -37,6 +37,25 @@ fn params(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Pa
     })
 }
 
+/// Parse the form and authenticate the client: the common start of both endpoints.
+async fn authenticated(
+    app: &AppState,
+    headers: &HeaderMap,
+    origin: &Origin,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Params, std::sync::Arc<crate::oauth::Client>), ApiError> {
+    let p = params(headers, body)?;
+    let client = authenticate(
+        app,
+        headers,
+        origin,
+        p.client_id.as_deref(),
+        p.client_secret.as_deref(),
+    )
+    .await?;
+    Ok((p, client))
+}
+
 fn no_store(mut r: Response) -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -53,15 +72,7 @@ pub(super) async fn revoke(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let run = async {
-        let p = params(&headers, body)?;
-        let client = authenticate(
-            &app,
-            &headers,
-            &origin,
-            p.client_id.as_deref(),
-            p.client_secret.as_deref(),
-        )
-        .await?;
+        let (p, client) = authenticated(&app, &headers, &origin, body).await?;
         let ring = app.registry.key_ring();
         let now = app.clock.now();
         if let Some(claims) = check_issued(&p.token, &ring.public_jwks, app.issuer.as_str(), now) {
@@ -97,15 +108,7 @@ pub(super) async fn introspect(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let run = async {
-        let p = params(&headers, body)?;
-        authenticate(
-            &app,
-            &headers,
-            &origin,
-            p.client_id.as_deref(),
-            p.client_secret.as_deref(),
-        )
-        .await?;
+        let (p, _client) = authenticated(&app, &headers, &origin, body).await?;
         let ring = app.registry.key_ring();
         let inactive = serde_json::json!({"active": false});
         let Some(c) = check_issued(
