@@ -175,3 +175,29 @@ both_backends! {
         assert_eq!(with_expiry["expires_at"], 4070908800i64);
     }
 }
+
+both_backends! {
+    async fn verifier_picks_up_an_unannounced_key_via_unknown_kid_refresh(env) {
+        let server = env.start(&["--signing-alg", "ES256"]);
+        let c = env.create_client(&["--name", "svc", "--scope", "a", "--audience", "https://orders"]);
+        let v = tessera_verifier::Verifier::builder(server.base.clone(), "https://orders")
+            .unknown_kid_cooldown(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let first: Value = token_basic(&server, &c, "grant_type=client_credentials").await.json().await.unwrap();
+        v.verify(first["access_token"].as_str().unwrap()).await.unwrap();
+        assert_eq!(v.fetch_count(), 1);
+        // No pre-publication: the new key signs at once, so the verifier has never seen it.
+        let out = env.cli(&["keys", "rotate", "--alg", "RS256", "--publish-ahead", "0", "--output", "json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let new_kid = serde_json::from_slice::<Value>(&out.stdout).unwrap()["new"]["kid"].as_str().unwrap().to_string();
+        assert!(eventually(Duration::from_secs(5), || async { signing_kid(&server).await == new_kid }).await);
+        tokio::time::sleep(Duration::from_millis(1100)).await; // past the (test-sized) cooldown
+        let second: Value = token_basic(&server, &c, "grant_type=client_credentials").await.json().await.unwrap();
+        let at = v.verify(second["access_token"].as_str().unwrap()).await.expect("new key fetched on its unknown kid");
+        assert_eq!(at.client_id, c.id);
+        assert_eq!(v.fetch_count(), 2, "exactly one refetch");
+        // The old key's tokens still verify: it stays published until they expire.
+        v.verify(first["access_token"].as_str().unwrap()).await.unwrap();
+    }
+}

@@ -396,7 +396,11 @@ pub async fn rotate_signing_key(
     now: i64,
 ) -> Result<RotationPlan, AdminError> {
     let generated = keys::generate(alg).map_err(|e| AdminError::Invalid(e.to_string()))?;
-    let activates_at = now + timing.publish_ahead.max(0);
+    // Strictly after the current key's activation: keys are ordered by activation time (whole
+    // seconds), so a tie would leave the choice of signer to kid order.
+    let current = store.load_keys().await?;
+    let after_current = keys::active_key(&current, now).map_or(i64::MIN, |k| k.activates_at + 1);
+    let activates_at = (now + timing.publish_ahead.max(0)).max(after_current);
     let longest = store
         .load_clients()
         .await?
