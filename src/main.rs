@@ -484,36 +484,40 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         shutdown_grace: Duration::from_secs(30),
         key_rotation_interval: args.key_rotation_interval.filter(|d| !d.is_zero()),
     };
+    let shutdown = shutdown_signal()?;
     tessera_server::run(
         config,
         |addr, issuer| {
             // Machine-readable start line on stdout (tests and scripts wait for it).
             println!("tessera listening on http://{addr} issuer={issuer}");
         },
-        shutdown_signal(),
+        shutdown,
     )
     .await
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Register SIGTERM and SIGINT handlers now, and return a future that resolves on either.
+/// Registering here, before the server announces that it listens, matters: a signal that
+/// arrived before registration would take the default action and kill the process with a
+/// non-zero status instead of draining (a race CI caught).
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 async fn client(db: &DbArgs, cmd: ClientCommand) -> anyhow::Result<()> {

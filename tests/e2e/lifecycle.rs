@@ -196,3 +196,17 @@ both_backends! {
         assert!(env.cli(&["migrate"]).status.success());
     }
 }
+
+/// Regression: the SIGTERM handler was installed only after the start line was printed, so a
+/// SIGTERM sent right after it could kill the server with a non-zero status (CI caught it).
+#[test]
+fn sigterm_right_after_start_still_exits_zero() {
+    let env = TestEnv::sqlite();
+    for _ in 0..5 {
+        let mut server = env.start(&["--signing-alg", "ES256"]);
+        assert!(
+            server.sigterm().success(),
+            "SIGTERM right after the start line must exit 0"
+        );
+    }
+}
