@@ -77,8 +77,6 @@ pub struct KeyRing {
     pub jwks_json: Vec<u8>,
     /// Algorithms of the published keys.
     pub algs: Vec<Alg>,
-    /// Kids of the published keys.
-    pub published: Vec<Kid>,
     /// The published public keys (to check this server's own tokens on introspection).
     pub public_jwks: Vec<crate::keys::Jwk>,
 }
@@ -113,7 +111,6 @@ impl KeyRing {
             signer,
             jwks_json: jwks.to_string().into_bytes(),
             algs,
-            published: published.iter().map(|k| k.kid.clone()).collect(),
             public_jwks: published.iter().map(|k| k.public_jwk.clone()).collect(),
         })
     }

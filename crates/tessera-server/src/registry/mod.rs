@@ -6,7 +6,7 @@
 //! long a change made by the CLI or another replica takes to reach this server.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -46,7 +46,6 @@ pub struct Registry {
     stored_keys: RwLock<Arc<Vec<StoredKey>>>,
     ring: RwLock<Arc<KeyRing>>,
     revision: AtomicI64,
-    db_ok: AtomicBool,
     /// Bounds database look-ups of ids missing from the snapshot (see [`Registry::find_client`]).
     lookups: tokio::sync::Semaphore,
     /// Reference point for the two millisecond counters below (atomics: read on every request).
@@ -108,7 +107,6 @@ impl Registry {
             stored_keys: RwLock::new(Arc::new(stored)),
             ring: RwLock::new(Arc::new(ring)),
             revision: AtomicI64::new(revision),
-            db_ok: AtomicBool::new(true),
             lookups: tokio::sync::Semaphore::new(MAX_CONCURRENT_LOOKUPS),
             epoch: Instant::now(),
             last_ok_ms: AtomicU64::new(0),
@@ -130,9 +128,23 @@ impl Registry {
     /// Fails with [`Unavailable`] when the database cannot be asked, so the caller can answer
     /// "try again" rather than "wrong credentials".
     pub async fn find_client(&self, id: &str) -> Result<Option<Arc<Client>>, Unavailable> {
-        if let Some(c) = self.client(id) {
-            return Ok(Some(c));
+        match self.client(id) {
+            Some(c) => Ok(Some(c)),
+            None => self.lookup(id).await,
         }
+    }
+
+    /// Re-read one known client from the database (at most [`MAX_CONCURRENT_LOOKUPS`] at a time;
+    /// `None` when no slot is free or the database cannot be asked) and put it in the snapshot.
+    /// Used when a known client's secret is refused, so a secret added a moment ago
+    /// (`client rotate-secret`) works at once instead of after the next refresh.
+    pub async fn reload_client(&self, id: &str) -> Option<Arc<Client>> {
+        self.lookup(id).await.ok().flatten()
+    }
+
+    /// Read one client from the database into the snapshot, if a lookup slot is free (`Ok(None)`
+    /// when none is, or there is no such client).
+    async fn lookup(&self, id: &str) -> Result<Option<Arc<Client>>, Unavailable> {
         let Ok(_permit) = self.lookups.try_acquire() else {
             return Ok(None);
         };
@@ -152,26 +164,6 @@ impl Registry {
             *w = Arc::new(map);
         }
         Ok(Some(client))
-    }
-
-    /// Re-read one known client from the database (at most [`MAX_CONCURRENT_LOOKUPS`] at a time;
-    /// `None` when no slot is free or the database cannot be asked) and, if it changed, put it in
-    /// the snapshot. Used when a known client's secret is refused, so a secret added a moment ago
-    /// (`client rotate-secret`) works at once instead of after the next refresh.
-    pub async fn reload_client(&self, id: &str) -> Option<Arc<Client>> {
-        let _permit = self.lookups.try_acquire().ok()?;
-        let client_id = crate::oauth::ClientId::parse(id)?;
-        let fresh = tokio::time::timeout(Duration::from_secs(2), self.store.get_client(&client_id))
-            .await
-            .ok()?
-            .ok()??;
-        let fresh = Arc::new(fresh);
-        if let Ok(mut w) = self.clients.write() {
-            let mut map = HashMap::clone(&w);
-            map.insert(id.to_owned(), fresh.clone());
-            *w = Arc::new(map);
-        }
-        Some(fresh)
     }
 
     /// Whether the in-memory state is too old to authenticate with: no refresh has reached the
@@ -213,17 +205,11 @@ impl Registry {
         &self.store
     }
 
-    /// Whether the last refresh reached the database.
-    pub fn database_reachable(&self) -> bool {
-        self.db_ok.load(Ordering::Relaxed)
-    }
-
     /// Reload from the store if its revision moved, and re-derive which key signs (a key may have
     /// reached its activation or retirement time). Returns whether anything was reloaded.
     pub async fn refresh(&self) -> Result<bool, RegistryError> {
         let result = self.refresh_inner().await;
         let ok = !matches!(result, Err(RegistryError::Store(_)));
-        self.db_ok.store(ok, Ordering::Relaxed);
         if ok {
             self.last_ok_ms.store(self.elapsed_ms(), Ordering::Relaxed);
         }
@@ -311,7 +297,6 @@ impl Registry {
                         tracing::warn!(error = %e, "registry refresh failed; serving the last good state")
                     }
                     Err(_) => {
-                        self.db_ok.store(false, Ordering::Relaxed);
                         tracing::warn!("registry refresh timed out; serving the last good state");
                     }
                 }
