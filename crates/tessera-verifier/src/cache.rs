@@ -302,21 +302,10 @@ impl JwksCache {
                 None => Lookup::Unknown,
             };
         }
-        let now = self.clock.now();
-        let mut set = self.current();
-        // Never fetched, or stale beyond the maximum: a fetch is needed before anything verifies.
-        if !self.usable(&set, now) {
-            if let Err(e) = self.refresh(Why::Due).await {
-                set = self.current();
-                if !self.usable(&set, self.clock.now()) {
-                    return Lookup::Unavailable(e);
-                }
-            }
-            set = self.current();
-        } else if set.refresh_at.is_some_and(|r| now >= r) {
-            // Refresh ahead, in the background; this request uses the keys it has.
-            self.spawn_refresh();
-        }
+        let set = match self.usable_keys().await {
+            Ok(set) => set,
+            Err(e) => return Lookup::Unavailable(e),
+        };
         if let Some(k) = find(&set, kid) {
             return Lookup::Found(k);
         }
@@ -327,6 +316,30 @@ impl JwksCache {
             }
         }
         Lookup::Unknown
+    }
+
+    /// The keys to verify with: fetched first if nothing usable is cached (never fetched, or
+    /// stale beyond the maximum); otherwise the cached set, with a background refresh started
+    /// when it is due.
+    pub async fn usable_keys(self: &Arc<Self>) -> Result<Arc<KeySet>, String> {
+        let set = self.current();
+        if matches!(self.source, Source::Static) {
+            return Ok(set);
+        }
+        let now = self.clock.now();
+        if !self.usable(&set, now) {
+            let fetched = self.refresh(Why::Due).await;
+            let set = self.current();
+            return match fetched {
+                Err(e) if !self.usable(&set, self.clock.now()) => Err(e),
+                _ => Ok(set),
+            };
+        }
+        if set.refresh_at.is_some_and(|r| now >= r) {
+            // Refresh ahead, in the background; this request uses the keys it has.
+            self.spawn_refresh();
+        }
+        Ok(set)
     }
 
     fn usable(&self, set: &KeySet, now: SystemTime) -> bool {

@@ -295,10 +295,12 @@ impl Verifier {
 
     /// Fetch the keys now rather than at the first verification.
     pub async fn warm_up(&self) -> Result<(), VerifyError> {
-        match self.inner.cache.lookup(Some("\u{0}warm-up")).await {
-            Lookup::Unavailable(e) => Err(VerifyError::KeysUnavailable(e)),
-            _ => Ok(()),
-        }
+        self.inner
+            .cache
+            .usable_keys()
+            .await
+            .map(|_| ())
+            .map_err(VerifyError::KeysUnavailable)
     }
 
     /// How many times discovery/JWKS fetches ran (metrics and tests).

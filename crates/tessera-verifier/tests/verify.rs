@@ -570,3 +570,24 @@ async fn short_max_age_refreshes_are_not_held_back_by_the_cooldown() {
         "the new key was already known: no unknown-kid fetch"
     );
 }
+
+#[tokio::test]
+async fn warm_up_fetches_the_keys_once_or_reports_them_unavailable() {
+    let k = es256_key("k1");
+    let (v, issuer, _) = setup(&[&k]);
+    v.warm_up().await.unwrap();
+    assert_eq!(issuer.jwks_fetches(), 1);
+    v.verify(&sign(&k, &claims(T0))).await.unwrap();
+    assert_eq!(
+        issuer.jwks_fetches(),
+        1,
+        "verification after warm-up needs no fetch"
+    );
+
+    let (down, issuer, _) = setup(&[&k]);
+    issuer.down.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        down.warm_up().await,
+        Err(VerifyError::KeysUnavailable(_))
+    ));
+}
