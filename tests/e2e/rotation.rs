@@ -195,7 +195,7 @@ both_backends! {
         tokio::time::sleep(Duration::from_millis(1100)).await; // past the (test-sized) cooldown
         let second: Value = token_basic(&server, &c, "grant_type=client_credentials").await.json().await.unwrap();
         let at = v.verify(second["access_token"].as_str().unwrap()).await.expect("new key fetched on its unknown kid");
-        assert_eq!(at.client_id, c.id);
+        assert_eq!(at.client_id(), c.id);
         assert_eq!(v.fetch_count(), 2, "exactly one refetch");
         // The old key's tokens still verify: it stays published until they expire.
         v.verify(first["access_token"].as_str().unwrap()).await.unwrap();

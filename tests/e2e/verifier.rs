@@ -95,7 +95,7 @@ both_backends! {
             .unwrap();
         let t = token(&server, &c, "grant_type=client_credentials").await;
         let at = v.verify(&t).await.unwrap();
-        assert_eq!(at.client_id, c.id);
+        assert_eq!(at.client_id(), c.id);
         at.require_scope("s2s:internal").unwrap();
         assert!(matches!(
             at.require_scope("reports:read"),

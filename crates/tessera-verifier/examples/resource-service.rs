@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
     let internal = Router::new()
         .route(
             "/internal/ping",
-            get(|t: AccessToken| async move { format!("pong {}\n", t.client_id) }),
+            get(|t: AccessToken| async move { format!("pong {}\n", t.client_id()) }),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             guard.requiring(Requirement::all(["s2s:internal"])),
@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
         .route(
             "/reports",
             get(|t: AccessToken| async move {
-                axum::Json(serde_json::json!({"reports": [], "for": t.client_id}))
+                axum::Json(serde_json::json!({"reports": [], "for": t.client_id()}))
             }),
         )
         .route_layer(axum::middleware::from_fn_with_state(

@@ -10,7 +10,7 @@
 //! # fn app(verifier: Verifier) -> Router {
 //! let guard = Guard::new(verifier);
 //! Router::new()
-//!     .route("/internal/ping", get(|token: AccessToken| async move { format!("pong, {}", token.client_id) }))
+//!     .route("/internal/ping", get(|token: AccessToken| async move { format!("pong, {}", token.client_id()) }))
 //!     .route_layer(axum::middleware::from_fn_with_state(guard.requiring(Requirement::all(["s2s:internal"])), require))
 //! # }
 //! ```
@@ -134,7 +134,7 @@ impl Guard {
                 .map_err(|e| Rejection::from_error(realm.clone(), e))?,
         };
         if let Err(e) = self.requirement.check(&token) {
-            tracing::info!(target: "tessera_verifier::audit", client_id = %token.client_id, reason = %e, "authorization failed");
+            tracing::info!(target: "tessera_verifier::audit", client_id = %token.client_id(), reason = %e, "authorization failed");
             return Err(Rejection::from_error(realm, e));
         }
         Ok(token)

@@ -294,6 +294,14 @@ impl JwksCache {
         }
     }
 
+    /// The key for `kid` if it is at hand without waiting: cached, usable and named by `kid`
+    /// (a background refresh is started when one is due). `None` sends the caller to
+    /// [`JwksCache::lookup`], which may fetch.
+    pub fn lookup_now(self: &Arc<Self>, kid: Option<&str>) -> Option<Arc<KeyEntry>> {
+        let set = self.cached_usable()?;
+        find(&set, kid)
+    }
+
     /// Find the key for `kid` (or the single unnamed key when `kid` is None).
     pub async fn lookup(self: &Arc<Self>, kid: Option<&str>) -> Lookup {
         if matches!(self.source, Source::Static) {
@@ -322,24 +330,34 @@ impl JwksCache {
     /// stale beyond the maximum); otherwise the cached set, with a background refresh started
     /// when it is due.
     pub async fn usable_keys(self: &Arc<Self>) -> Result<Arc<KeySet>, String> {
+        if let Some(set) = self.cached_usable() {
+            return Ok(set);
+        }
+        let fetched = self.refresh(Why::Due).await;
+        let set = self.current();
+        match fetched {
+            Err(e) if !self.usable(&set, self.clock.now()) => Err(e),
+            _ => Ok(set),
+        }
+    }
+
+    /// The cached keys if they are usable, starting a background refresh when one is due (this
+    /// request uses the keys it has).
+    fn cached_usable(self: &Arc<Self>) -> Option<Arc<KeySet>> {
         let set = self.current();
         if matches!(self.source, Source::Static) {
-            return Ok(set);
+            return Some(set);
         }
         let now = self.clock.now();
         if !self.usable(&set, now) {
-            let fetched = self.refresh(Why::Due).await;
-            let set = self.current();
-            return match fetched {
-                Err(e) if !self.usable(&set, self.clock.now()) => Err(e),
-                _ => Ok(set),
-            };
+            return None;
         }
         if set.refresh_at.is_some_and(|r| now >= r) {
-            // Refresh ahead, in the background; this request uses the keys it has.
-            self.spawn_refresh();
+            // Ignoring the outcome: a refresh already in flight, or one the cooldown holds
+            // back after a failure, is fine; the fetch task reports its own failure.
+            let _ = self.start_refresh(Why::Due);
         }
-        Ok(set)
+        Some(set)
     }
 
     fn usable(&self, set: &KeySet, now: SystemTime) -> bool {
@@ -347,66 +365,63 @@ impl JwksCache {
             .is_some_and(|f| now.duration_since(f).unwrap_or_default() <= self.policy.max_staleness)
     }
 
-    fn spawn_refresh(self: &Arc<Self>) {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let _ = this.refresh(Why::Due).await;
-        });
-    }
-
-    /// Join the fetch in flight, or start one if none started within the cooldown. This bounds
-    /// every kind of fetch (first use, unknown kid, issuer down) to one per cooldown.
+    /// Join the fetch in flight, or start one if none started within the cooldown, and wait for
+    /// its outcome.
     async fn refresh(self: &Arc<Self>, why: Why) -> Result<(), String> {
-        let mut rx = {
-            let mut inflight = self.inflight.lock().map_err(|_| "poisoned".to_string())?;
-            match inflight.as_ref() {
-                Some(rx) => rx.clone(),
-                None => {
-                    let now = self.clock.now();
-                    let mut last = self
-                        .last_attempt
-                        .lock()
-                        .map_err(|_| "poisoned".to_string())?;
-                    let cooled = last.is_none_or(|(l, _)| {
-                        now.duration_since(l).unwrap_or_default() >= self.policy.cooldown
-                    });
-                    // A refresh that is due (max-age reached, or nothing usable) after a
-                    // successful fetch goes ahead: the issuer's max-age sets its pace. Fetches
-                    // for unknown kids, and retries after a failure, wait out the cooldown.
-                    let last_ok = last.is_some_and(|(_, ok)| ok == Some(true));
-                    if !(cooled || (why == Why::Due && last_ok)) {
-                        return Err("refetch suppressed by cooldown".into());
-                    }
-                    *last = Some((now, None));
-                    let (tx, rx) = watch::channel(None);
-                    *inflight = Some(rx.clone());
-                    let this = self.clone();
-                    // Spawned, so a caller giving up does not cancel the fetch for the others.
-                    tokio::spawn(async move {
-                        let result = this.fetch_and_store().await;
-                        if let Ok(mut l) = this.last_attempt.lock() {
-                            if let Some((_, ok)) = l.as_mut() {
-                                *ok = Some(result.is_ok());
-                            }
-                        }
-                        if let Err(e) = &result {
-                            tracing::warn!(target: "tessera_verifier::audit", error = %e, "JWKS refresh failed; keeping the last good keys");
-                        }
-                        if let Ok(mut g) = this.inflight.lock() {
-                            *g = None;
-                        }
-                        let _ = tx.send(Some(result.map_err(|e| e.to_string())));
-                    });
-                    rx
-                }
-            }
-        };
+        let mut rx = self.start_refresh(why)?;
         loop {
             if let Some(r) = rx.borrow_and_update().clone() {
                 return r;
             }
             if rx.changed().await.is_err() {
                 return Err("fetch task ended".into());
+            }
+        }
+    }
+
+    /// The fetch in flight, or a new one if none started within the cooldown. This bounds every
+    /// kind of fetch (first use, unknown kid, issuer down) to one per cooldown. The fetch runs
+    /// in its own task, so a caller giving up does not cancel it for the others.
+    fn start_refresh(self: &Arc<Self>, why: Why) -> Result<watch::Receiver<FetchOutcome>, String> {
+        let mut inflight = self.inflight.lock().map_err(|_| "poisoned".to_string())?;
+        match inflight.as_ref() {
+            Some(rx) => Ok(rx.clone()),
+            None => {
+                let now = self.clock.now();
+                let mut last = self
+                    .last_attempt
+                    .lock()
+                    .map_err(|_| "poisoned".to_string())?;
+                let cooled = last.is_none_or(|(l, _)| {
+                    now.duration_since(l).unwrap_or_default() >= self.policy.cooldown
+                });
+                // A refresh that is due (max-age reached, or nothing usable) after a
+                // successful fetch goes ahead: the issuer's max-age sets its pace. Fetches
+                // for unknown kids, and retries after a failure, wait out the cooldown.
+                let last_ok = last.is_some_and(|(_, ok)| ok == Some(true));
+                if !(cooled || (why == Why::Due && last_ok)) {
+                    return Err("refetch suppressed by cooldown".into());
+                }
+                *last = Some((now, None));
+                let (tx, rx) = watch::channel(None);
+                *inflight = Some(rx.clone());
+                let this = self.clone();
+                tokio::spawn(async move {
+                    let result = this.fetch_and_store().await;
+                    if let Ok(mut l) = this.last_attempt.lock() {
+                        if let Some((_, ok)) = l.as_mut() {
+                            *ok = Some(result.is_ok());
+                        }
+                    }
+                    if let Err(e) = &result {
+                        tracing::warn!(target: "tessera_verifier::audit", error = %e, "JWKS refresh failed; keeping the last good keys");
+                    }
+                    if let Ok(mut g) = this.inflight.lock() {
+                        *g = None;
+                    }
+                    let _ = tx.send(Some(result.map_err(|e| e.to_string())));
+                });
+                Ok(rx)
             }
         }
     }

@@ -16,7 +16,7 @@
 //! match verifier.verify(token).await {
 //!     Ok(at) => {
 //!         at.require_scope("s2s:internal")?;
-//!         println!("call from {}", at.client_id);
+//!         println!("call from {}", at.client_id());
 //!     }
 //!     Err(e) => println!("refuse with {}", e.status()),
 //! }

@@ -1,7 +1,6 @@
 //! The verifier and its builder.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,11 +11,11 @@ use serde::Deserialize;
 
 pub use jsonwebtoken::Algorithm;
 
-use crate::cache::{CachePolicy, JwksCache, KeySet, Lookup, Source};
+use crate::cache::{CachePolicy, JwksCache, KeyEntry, KeySet, Lookup, Source};
 use crate::clock::{unix, Clock, SystemClock};
 use crate::error::{ConfigError, InvalidToken, VerifyError};
 use crate::fetch::Fetcher;
-use crate::token::AccessToken;
+use crate::token::{AccessToken, Audience, Parts, Text};
 
 /// Verifies access tokens. Cheap to clone; clones share the key cache.
 #[derive(Clone)]
@@ -265,6 +264,40 @@ impl NumericDate {
     }
 }
 
+/// Why [`Verifier::verify_now`] stopped.
+enum Stop {
+    Failed(VerifyError),
+    /// The key for this `kid` is not at hand: fetch keys (or wait for a fetch), then retry.
+    NeedKeys(Option<String>),
+}
+
+impl From<VerifyError> for Stop {
+    fn from(e: VerifyError) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+impl From<InvalidToken> for Stop {
+    fn from(e: InvalidToken) -> Self {
+        Stop::Failed(e.into())
+    }
+}
+
+/// Decode base64url (no padding) into `buf` when it fits, else onto the heap.
+fn b64_decode<'b>(s: &str, buf: &'b mut [u8]) -> Result<Cow<'b, [u8]>, InvalidToken> {
+    if base64::decoded_len_estimate(s.len()) <= buf.len() {
+        let n = URL_SAFE_NO_PAD
+            .decode_slice(s, buf)
+            .map_err(|_| InvalidToken::Malformed)?;
+        Ok(Cow::Borrowed(&buf[..n]))
+    } else {
+        URL_SAFE_NO_PAD
+            .decode(s)
+            .map(Cow::Owned)
+            .map_err(|_| InvalidToken::Malformed)
+    }
+}
+
 impl Verifier {
     /// Start building a verifier for tokens from `issuer` meant for `audience`. By default keys
     /// come from discovery (`{issuer}/.well-known/oauth-authorization-server`).
@@ -316,7 +349,7 @@ impl Verifier {
         let result = self.verify_inner(token).await;
         match &result {
             Ok(at) => {
-                tracing::debug!(target: "tessera_verifier::audit", client_id = %at.client_id, "token accepted")
+                tracing::debug!(target: "tessera_verifier::audit", client_id = %at.client_id(), "token accepted")
             }
             Err(e) => {
                 tracing::info!(target: "tessera_verifier::audit", reason = %e, "token rejected")
@@ -326,65 +359,78 @@ impl Verifier {
     }
 
     async fn verify_inner(&self, token: &str) -> Result<AccessToken, VerifyError> {
-        let inner = &self.inner;
-        if token.len() > inner.max_token_bytes {
-            return Err(InvalidToken::TooLarge.into());
-        }
-        let mut parts = token.split('.');
-        let (Some(h64), Some(_), Some(_), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(InvalidToken::Malformed.into());
+        // The usual case, keys at hand, never waits, so the decoding buffers stay on the stack
+        // of a plain call instead of living in this future.
+        let kid = match self.verify_now(token, None) {
+            Ok(at) => return Ok(at),
+            Err(Stop::Failed(e)) => return Err(e),
+            Err(Stop::NeedKeys(kid)) => kid,
         };
-        let header_bytes = URL_SAFE_NO_PAD
-            .decode(h64)
-            .map_err(|_| InvalidToken::Malformed)?;
-        let header: Header =
-            serde_json::from_slice(&header_bytes).map_err(|_| InvalidToken::Malformed)?;
-        let alg: Algorithm = header
-            .alg
-            .parse()
-            .map_err(|_| InvalidToken::AlgorithmNotAllowed)?;
-        if !inner.algorithms.contains(&alg) {
-            return Err(InvalidToken::AlgorithmNotAllowed.into());
-        }
-        let typ_ok = header.typ.as_deref().is_some_and(|t| {
-            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
-        });
-        if !typ_ok {
-            return Err(InvalidToken::WrongType.into());
-        }
-        if header.crit.is_some() {
-            return Err(InvalidToken::CriticalHeader.into());
-        }
-        let entry = match inner.cache.lookup(header.kid.as_deref()).await {
+        let entry = match self.inner.cache.lookup(kid.as_deref()).await {
             Lookup::Found(e) => e,
             Lookup::Unknown => return Err(InvalidToken::UnknownKey.into()),
             Lookup::Unavailable(e) => return Err(VerifyError::KeysUnavailable(e)),
         };
-        let key = entry.for_alg(alg).ok_or(InvalidToken::KeyMismatch)?;
-        // The signature covers the first two segments exactly as received (RFC 7515 §5.2).
-        let (signing_input, sig64) = token.rsplit_once('.').ok_or(InvalidToken::Malformed)?;
-        let mut sig = [0u8; 1024]; // RSA-8192 signatures are 1024 bytes
-        if sig64.len() > 1366 {
-            return Err(InvalidToken::Malformed.into());
+        self.verify_now(token, Some(entry))
+            .map_err(|stop| match stop {
+                Stop::Failed(e) => e,
+                Stop::NeedKeys(_) => InvalidToken::UnknownKey.into(),
+            })
+    }
+
+    /// Verify with `key`, or with the cached key the token's `kid` names; stop with
+    /// [`Stop::NeedKeys`] when that needs a fetch first.
+    fn verify_now(&self, token: &str, key: Option<Arc<KeyEntry>>) -> Result<AccessToken, Stop> {
+        let inner = &self.inner;
+        if token.len() > inner.max_token_bytes {
+            return Err(InvalidToken::TooLarge.into());
         }
-        let n = URL_SAFE_NO_PAD
-            .decode_slice(sig64, &mut sig)
-            .map_err(|_| InvalidToken::Malformed)?;
-        key.verify_sig(signing_input.as_bytes(), &sig[..n])
+        // Compact JWS: header.payload.signature. A fourth segment leaves a '.' in the third,
+        // which base64url decoding rejects.
+        let (h64, rest) = token.split_once('.').ok_or(InvalidToken::Malformed)?;
+        let (p64, sig64) = rest.split_once('.').ok_or(InvalidToken::Malformed)?;
+        // The signature covers the first two segments exactly as received (RFC 7515 §5.2).
+        let signing_input = &token[..h64.len() + 1 + p64.len()];
+        // Header, signature and payload are decoded into stack buffers when they fit (tokens
+        // of any usual size): no allocation on the way to the signature check.
+        // 1026: the decoder's size estimate for an RSA-8192 signature (1024 bytes).
+        let mut sig_buf = [0u8; 1026];
+        let sig = b64_decode(sig64, &mut sig_buf)?;
+        let mut buf = [0u8; 1024];
+        let (alg, entry) = {
+            let header_bytes = b64_decode(h64, &mut buf)?;
+            let header: Header =
+                serde_json::from_slice(&header_bytes).map_err(|_| InvalidToken::Malformed)?;
+            let alg: Algorithm = header
+                .alg
+                .parse()
+                .map_err(|_| InvalidToken::AlgorithmNotAllowed)?;
+            if !inner.algorithms.contains(&alg) {
+                return Err(InvalidToken::AlgorithmNotAllowed.into());
+            }
+            let typ_ok = header.typ.as_deref().is_some_and(|t| {
+                t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+            });
+            if !typ_ok {
+                return Err(InvalidToken::WrongType.into());
+            }
+            if header.crit.is_some() {
+                return Err(InvalidToken::CriticalHeader.into());
+            }
+            let kid = header.kid.as_deref();
+            match key.or_else(|| inner.cache.lookup_now(kid)) {
+                Some(entry) => (alg, entry),
+                None => return Err(Stop::NeedKeys(kid.map(str::to_owned))),
+            }
+        };
+        let key = entry.for_alg(alg).ok_or(InvalidToken::KeyMismatch)?;
+        key.verify_sig(signing_input.as_bytes(), &sig)
             .map_err(|_| InvalidToken::BadSignature)?;
-        let payload64 = signing_input
-            .split_once('.')
-            .map(|(_, p)| p)
-            .ok_or(InvalidToken::Malformed)?;
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload64)
-            .map_err(|_| InvalidToken::Malformed)?;
+        let payload = b64_decode(p64, &mut buf)?;
         let text = std::str::from_utf8(&payload).map_err(|_| InvalidToken::Malformed)?;
         let claims: Registered<'_> =
             serde_json::from_str(text).map_err(|_| InvalidToken::Malformed)?;
-        self.check_claims(claims, text)
+        Ok(self.check_claims(claims, text)?)
     }
 
     fn check_claims(&self, c: Registered<'_>, raw: &str) -> Result<AccessToken, VerifyError> {
@@ -393,12 +439,12 @@ impl Verifier {
         if c.iss.as_deref() != Some(inner.issuer.as_str()) {
             return Err(InvalidToken::WrongIssuer.into());
         }
-        let audience: Vec<String> = match c.aud {
-            Some(Aud::One(a)) => vec![a.into_owned()],
-            Some(Aud::Many(list)) => list.into_iter().map(Cow::into_owned).collect(),
-            None => Vec::new(),
+        let aud_ok = match &c.aud {
+            Some(Aud::One(a)) => *a == inner.audience,
+            Some(Aud::Many(list)) => list.iter().any(|a| *a == inner.audience),
+            None => false,
         };
-        if !audience.iter().any(|a| a == &inner.audience) {
+        if !aud_ok {
             return Err(InvalidToken::WrongAudience.into());
         }
         let exp = c.exp.ok_or(InvalidToken::MissingExpiry)?.secs();
@@ -414,24 +460,26 @@ impl Verifier {
         if iat.is_some_and(|iat| iat > now.saturating_add(inner.leeway)) {
             return Err(InvalidToken::NotYetValid.into());
         }
-        let subject = c.sub.map(Cow::into_owned).unwrap_or_default();
-        let scopes: BTreeSet<String> = c
-            .scope
-            .as_deref()
-            .unwrap_or_default()
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
-        Ok(AccessToken {
-            client_id: c.client_id.map_or_else(|| subject.clone(), Cow::into_owned),
+        let text = |v: &str| Text::of(v, raw);
+        let subject = c.sub.as_deref().map(text);
+        let client_id = match c.client_id.as_deref() {
+            Some(id) => text(id),
+            None => subject.clone().unwrap_or(Text::Owned("".into())),
+        };
+        let audience = match &c.aud {
+            Some(Aud::One(a)) => Audience::One(text(a)),
+            Some(Aud::Many(list)) => Audience::Many(list.iter().map(|a| text(a)).collect()),
+            None => Audience::Many(Box::new([])),
+        };
+        let parts = Parts {
+            client_id,
             subject,
-            scopes,
+            scope: c.scope.as_deref().map(text),
             audience,
             expires_at: exp,
             issued_at: iat,
-            jti: c.jti.map(Cow::into_owned),
-            raw_claims: Arc::from(raw),
-        })
+            jti: c.jti.as_deref().map(text),
+        };
+        Ok(AccessToken::new(Arc::from(raw), parts))
     }
 }

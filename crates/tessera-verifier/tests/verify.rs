@@ -138,15 +138,47 @@ fn invalid(r: Result<tessera_verifier::AccessToken, VerifyError>) -> InvalidToke
 }
 
 #[tokio::test]
+async fn claims_with_escapes_lists_and_large_payloads_come_through_exactly() {
+    let k = es256_key("k1");
+    let (v, _, _) = setup(&[&k]);
+    // Escaped strings, `aud` as a list, no `client_id` (the subject stands in), and a payload
+    // too big for the verifier's stack buffer (it decodes onto the heap instead).
+    let mut c = claims(T0);
+    let obj = c.as_object_mut().unwrap();
+    obj.remove("client_id");
+    obj.insert("sub".into(), json!("tc_\"quoted\"_é"));
+    obj.insert("aud".into(), json!(["https://other", AUD]));
+    obj.insert("scope".into(), json!("a\tb s2s:internal s2s:internal"));
+    obj.insert("padding".into(), json!("x".repeat(3000)));
+    let token = sign(&k, &c);
+    let at = v.verify(&token).await.unwrap();
+    assert_eq!(at.subject(), "tc_\"quoted\"_é");
+    assert_eq!(at.client_id(), at.subject());
+    assert_eq!(
+        at.audience().collect::<Vec<_>>(),
+        vec!["https://other", AUD]
+    );
+    assert_eq!(
+        at.scopes().into_iter().collect::<Vec<_>>(),
+        vec!["a\tb", "s2s:internal"],
+        "a set: the repeated scope appears once"
+    );
+    assert_eq!(at.claims()["padding"].as_str().map(str::len), Some(3000));
+    let clone = at.clone();
+    drop(at);
+    assert_eq!(clone.subject(), "tc_\"quoted\"_é");
+}
+
+#[tokio::test]
 async fn accepts_a_valid_token_and_exposes_its_claims() {
     let k = es256_key("k1");
     let (v, issuer, _) = setup(&[&k]);
     let at = v.verify(&sign(&k, &claims(T0))).await.unwrap();
-    assert_eq!(at.client_id, "tc_1");
-    assert_eq!(at.subject, "tc_1");
-    assert_eq!(at.audience, vec![AUD.to_string()]);
-    assert_eq!(at.expires_at, (T0 + 300) as i64);
-    assert_eq!(at.jti.as_deref(), Some("j1"));
+    assert_eq!(at.client_id(), "tc_1");
+    assert_eq!(at.subject(), "tc_1");
+    assert_eq!(at.audience().collect::<Vec<_>>(), vec![AUD]);
+    assert_eq!(at.expires_at(), (T0 + 300) as i64);
+    assert_eq!(at.jti(), Some("j1"));
     assert!(at.has_scope("s2s:internal"));
     at.require_scope("s2s:internal").unwrap();
     at.require_all(["s2s:internal", "reports:read"]).unwrap();
