@@ -1,10 +1,17 @@
 //! Verification throughput of `Verifier::verify` next to the raw aws-lc-rs signature check it
 //! is built on, measured in the same run, single-threaded.
 //!
+//! `verify` is awaited the way a handler awaits it: polled in place, where it completes at once
+//! when the keys are cached. A `block_on` per call (shown in its own column) adds the cost of
+//! entering an executor, which a running service does not pay per request.
+//!
 //! `cargo bench -p tessera-verifier --bench verify` (add `-- 5` for 5 s per measurement;
 //! `BENCH_ONLY=RS256` to run one algorithm).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::encoding::AsDer;
@@ -19,7 +26,8 @@ use tessera_verifier::Verifier;
 
 struct Case {
     name: &'static str,
-    token: String,
+    /// Distinct tokens (each its own `jti` and signature), used in turn.
+    tokens: Vec<String>,
     jwk: serde_json::Value,
     public: Vec<u8>,
     alg: &'static dyn signature::VerificationAlgorithm,
@@ -29,7 +37,14 @@ fn b64(b: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(b)
 }
 
-fn token(alg: &str, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+/// How many distinct tokens each measurement cycles through.
+const TOKENS: usize = 64;
+
+fn tokens(alg: &str, sign: impl Fn(&[u8]) -> Vec<u8>) -> Vec<String> {
+    (0..TOKENS).map(|i| token(alg, i, &sign)).collect()
+}
+
+fn token(alg: &str, i: usize, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -38,7 +53,7 @@ fn token(alg: &str, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
         .to_string()
         .as_bytes());
     let c = b64(json!({"iss": "https://issuer.bench", "sub": "tc_bench", "aud": "https://api.bench", "exp": now + 3600,
-        "iat": now, "nbf": now, "jti": "abcdefghijklmnopqrstuv", "client_id": "tc_bench", "scope": "s2s:internal reports:read"})
+        "iat": now, "nbf": now, "jti": format!("jti-{i:018}"), "client_id": "tc_bench", "scope": "s2s:internal reports:read"})
         .to_string()
         .as_bytes());
     let input = format!("{h}.{c}");
@@ -54,10 +69,10 @@ fn es256() -> Case {
         .unwrap();
     let p = kp.public_key().as_ref().to_vec();
     let jwk = json!({"kty": "EC", "crv": "P-256", "kid": "k", "alg": "ES256", "x": b64(&p[1..33]), "y": b64(&p[33..65])});
-    let token = token("ES256", |m| kp.sign(&rng, m).unwrap().as_ref().to_vec());
+    let tokens = tokens("ES256", |m| kp.sign(&rng, m).unwrap().as_ref().to_vec());
     Case {
         name: "ES256",
-        token,
+        tokens,
         jwk,
         public: p,
         alg: &signature::ECDSA_P256_SHA256_FIXED,
@@ -71,7 +86,7 @@ fn rs256() -> Case {
     let jwk = json!({"kty": "RSA", "kid": "k", "alg": "RS256",
         "n": b64(pk.modulus().big_endian_without_leading_zero()), "e": b64(pk.exponent().big_endian_without_leading_zero())});
     let rng = SystemRandom::new();
-    let token = token("RS256", |m| {
+    let tokens = tokens("RS256", |m| {
         let mut sig = vec![0; kp.public_modulus_len()];
         kp.sign(&signature::RSA_PKCS1_SHA256, &rng, m, &mut sig)
             .unwrap();
@@ -79,7 +94,7 @@ fn rs256() -> Case {
     });
     Case {
         name: "RS256",
-        token,
+        tokens,
         jwk,
         public: pk.as_ref().to_vec(),
         alg: &signature::RSA_PKCS1_2048_8192_SHA256,
@@ -115,6 +130,16 @@ fn rates(dur: Duration, fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
         .collect()
 }
 
+/// Poll `f` once in place, as `.await` does inside a running task. The benchmark's futures never
+/// wait (the keys are static), so one poll must finish them.
+fn poll_now<T>(f: impl Future<Output = T>) -> T {
+    let mut cx = Context::from_waker(Waker::noop());
+    match pin!(f).poll(&mut cx) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("verify waited with static keys"),
+    }
+}
+
 fn main() {
     let secs: u64 = std::env::args()
         .skip(1)
@@ -125,15 +150,27 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    println!("| alg | raw aws-lc-rs, key parsed per call /s | raw aws-lc-rs, key parsed once /s | Verifier::verify /s | Verifier vs best raw |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| alg | raw aws-lc-rs, key parsed per call /s | raw aws-lc-rs, key parsed once /s | Verifier::verify /s | Verifier vs best raw | added per token | with a block_on per call /s |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     let only = std::env::var("BENCH_ONLY").ok();
     for case in [es256(), rs256()] {
         if only.as_deref().is_some_and(|o| o != case.name) {
             continue;
         }
-        let (input, sig) = case.token.rsplit_once('.').unwrap();
-        let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        let signed: Vec<(&str, Vec<u8>)> = case
+            .tokens
+            .iter()
+            .map(|t| {
+                let (input, sig) = t.rsplit_once('.').unwrap();
+                (input, URL_SAFE_NO_PAD.decode(sig).unwrap())
+            })
+            .collect();
+        // Each candidate walks the tokens in turn with its own cursor.
+        let next = |i: &mut usize| {
+            *i = (*i + 1) % TOKENS;
+            *i
+        };
+        let (mut a, mut b, mut c, mut d) = (0, 0, 0, 0);
         let key = UnparsedPublicKey::new(case.alg, case.public.clone());
         let parsed_key = ParsedPublicKey::new(case.alg, &case.public).unwrap();
         let jwks = serde_json::from_value(json!({"keys": [case.jwk]})).unwrap();
@@ -144,22 +181,33 @@ fn main() {
         let r = rates(
             dur,
             &mut [
-                &mut || key.verify(input.as_bytes(), &sig).unwrap(),
-                &mut || parsed_key.verify_sig(input.as_bytes(), &sig).unwrap(),
                 &mut || {
-                    rt.block_on(v.verify(&case.token)).unwrap();
+                    let (input, sig) = &signed[next(&mut a)];
+                    key.verify(input.as_bytes(), sig).unwrap();
+                },
+                &mut || {
+                    let (input, sig) = &signed[next(&mut b)];
+                    parsed_key.verify_sig(input.as_bytes(), sig).unwrap();
+                },
+                &mut || {
+                    poll_now(v.verify(&case.tokens[next(&mut c)])).unwrap();
+                },
+                &mut || {
+                    rt.block_on(v.verify(&case.tokens[next(&mut d)])).unwrap();
                 },
             ],
         );
-        let (unparsed, parsed, full) = (r[0], r[1], r[2]);
+        let (unparsed, parsed, full, blocking) = (r[0], r[1], r[2], r[3]);
         let raw = unparsed.max(parsed);
         println!(
-            "| {} | {:.0} | {:.0} | {:.0} | {:.1} % |",
+            "| {} | {:.0} | {:.0} | {:.0} | {:.1} % | {:.0} ns | {:.0} |",
             case.name,
             unparsed,
             parsed,
             full,
-            100.0 * full / raw
+            100.0 * full / raw,
+            1e9 / full - 1e9 / raw,
+            blocking
         );
     }
 }

@@ -1,6 +1,8 @@
 //! The verifier and its builder.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -225,6 +227,73 @@ struct Header<'a> {
     crit: Option<serde::de::IgnoredAny>,
 }
 
+/// What a header segment says. It is a function of the segment's text alone, and every token
+/// signed with one key carries the same header byte for byte, so each thread keeps the answers
+/// for the last few headers it parsed ([`HEADER_CACHE`]) and a stream of tokens parses its header
+/// once.
+struct HeaderFacts {
+    /// `None`: not an algorithm this crate knows (so not allowed).
+    alg: Option<Algorithm>,
+    /// `typ` is `at+jwt` or `application/at+jwt` (RFC 9068 §2.1).
+    typ_ok: bool,
+    crit: bool,
+    kid: Option<Box<str>>,
+}
+
+/// How many distinct header segments each thread remembers (a key rotation has two in use).
+const HEADER_CACHE: usize = 4;
+/// Longer header segments are parsed every time rather than remembered.
+const HEADER_CACHE_MAX_LEN: usize = 256;
+
+thread_local! {
+    static HEADERS: RefCell<HeaderCache> = RefCell::new(HeaderCache::default());
+}
+
+#[derive(Default)]
+struct HeaderCache {
+    entries: [Option<(Box<str>, Rc<HeaderFacts>)>; HEADER_CACHE],
+    next: usize,
+}
+
+impl HeaderFacts {
+    /// The facts of the base64url header segment `h64`, remembered or parsed.
+    fn of(h64: &str) -> Result<Rc<HeaderFacts>, InvalidToken> {
+        let known = HEADERS.with_borrow(|c| {
+            c.entries
+                .iter()
+                .flatten()
+                .find(|(seg, _)| **seg == *h64)
+                .map(|(_, facts)| facts.clone())
+        });
+        if let Some(facts) = known {
+            return Ok(facts);
+        }
+        let facts = Rc::new(Self::parse(h64)?);
+        if h64.len() <= HEADER_CACHE_MAX_LEN {
+            HEADERS.with_borrow_mut(|c| {
+                let slot = c.next % HEADER_CACHE;
+                c.entries[slot] = Some((h64.into(), facts.clone()));
+                c.next = slot + 1;
+            });
+        }
+        Ok(facts)
+    }
+
+    fn parse(h64: &str) -> Result<Self, InvalidToken> {
+        let mut buf = [0u8; 512];
+        let bytes = b64_decode(h64, &mut buf)?;
+        let header: Header = serde_json::from_slice(&bytes).map_err(|_| InvalidToken::Malformed)?;
+        Ok(Self {
+            alg: header.alg.parse().ok(),
+            typ_ok: header.typ.as_deref().is_some_and(|t| {
+                t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+            }),
+            crit: header.crit.is_some(),
+            kid: header.kid.map(|k| k.into()),
+        })
+    }
+}
+
 /// The registered claims this crate checks, borrowed from the payload where possible (parsing
 /// into a generic map would cost more than an RSA signature check).
 #[derive(Deserialize)]
@@ -246,11 +315,44 @@ struct Registered<'a> {
     scope: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// `aud`: one string or an array of strings (RFC 7519 §4.1.3).
 enum Aud<'a> {
-    One(#[serde(borrow)] Cow<'a, str>),
-    Many(#[serde(borrow)] Vec<Cow<'a, str>>),
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
+}
+
+/// One array element of `aud`, borrowed from the claims text when it has no escapes.
+#[derive(Deserialize)]
+struct AudItem<'a>(#[serde(borrow)] Cow<'a, str>);
+
+// By hand rather than `#[serde(untagged)]`, which buffers the value before trying each form.
+impl<'de: 'a, 'a> Deserialize<'de> for Aud<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct AudVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for AudVisitor<'a> {
+            type Value = Aud<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Aud<'a>, E> {
+                Ok(Aud::One(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Aud<'a>, E> {
+                Ok(Aud::One(Cow::Owned(v.to_owned())))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Aud<'a>, A::Error> {
+                let mut list = Vec::new();
+                while let Some(AudItem(a)) = seq.next_element()? {
+                    list.push(a);
+                }
+                Ok(Aud::Many(list))
+            }
+        }
+        d.deserialize_any(AudVisitor(std::marker::PhantomData))
+    }
 }
 
 /// RFC 7519 NumericDate: seconds, possibly fractional.
@@ -387,45 +489,38 @@ impl Verifier {
         }
         // Compact JWS: header.payload.signature. A fourth segment leaves a '.' in the third,
         // which base64url decoding rejects.
-        let (h64, rest) = token.split_once('.').ok_or(InvalidToken::Malformed)?;
-        let (p64, sig64) = rest.split_once('.').ok_or(InvalidToken::Malformed)?;
+        let bytes = token.as_bytes();
+        let dot1 = memchr::memchr(b'.', bytes).ok_or(InvalidToken::Malformed)?;
+        let dot2 =
+            memchr::memchr(b'.', &bytes[dot1 + 1..]).ok_or(InvalidToken::Malformed)? + dot1 + 1;
+        // '.' is ASCII, so these are char boundaries.
+        let (h64, p64, sig64) = (&token[..dot1], &token[dot1 + 1..dot2], &token[dot2 + 1..]);
         // The signature covers the first two segments exactly as received (RFC 7515 §5.2).
-        let signing_input = &token[..h64.len() + 1 + p64.len()];
+        let signing_input = &token[..dot2];
         // Header, signature and payload are decoded into stack buffers when they fit (tokens
         // of any usual size): no allocation on the way to the signature check.
         // 1026: the decoder's size estimate for an RSA-8192 signature (1024 bytes).
         let mut sig_buf = [0u8; 1026];
         let sig = b64_decode(sig64, &mut sig_buf)?;
-        let mut buf = [0u8; 1024];
-        let (alg, entry) = {
-            let header_bytes = b64_decode(h64, &mut buf)?;
-            let header: Header =
-                serde_json::from_slice(&header_bytes).map_err(|_| InvalidToken::Malformed)?;
-            let alg: Algorithm = header
-                .alg
-                .parse()
-                .map_err(|_| InvalidToken::AlgorithmNotAllowed)?;
-            if !inner.algorithms.contains(&alg) {
-                return Err(InvalidToken::AlgorithmNotAllowed.into());
-            }
-            let typ_ok = header.typ.as_deref().is_some_and(|t| {
-                t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
-            });
-            if !typ_ok {
-                return Err(InvalidToken::WrongType.into());
-            }
-            if header.crit.is_some() {
-                return Err(InvalidToken::CriticalHeader.into());
-            }
-            let kid = header.kid.as_deref();
-            match key.or_else(|| inner.cache.lookup_now(kid)) {
-                Some(entry) => (alg, entry),
-                None => return Err(Stop::NeedKeys(kid.map(str::to_owned))),
-            }
+        let header = HeaderFacts::of(h64)?;
+        let alg = header.alg.ok_or(InvalidToken::AlgorithmNotAllowed)?;
+        if !inner.algorithms.contains(&alg) {
+            return Err(InvalidToken::AlgorithmNotAllowed.into());
+        }
+        if !header.typ_ok {
+            return Err(InvalidToken::WrongType.into());
+        }
+        if header.crit {
+            return Err(InvalidToken::CriticalHeader.into());
+        }
+        let kid = header.kid.as_deref();
+        let Some(entry) = key.or_else(|| inner.cache.lookup_now(kid)) else {
+            return Err(Stop::NeedKeys(kid.map(str::to_owned)));
         };
         let key = entry.for_alg(alg).ok_or(InvalidToken::KeyMismatch)?;
         key.verify_sig(signing_input.as_bytes(), &sig)
             .map_err(|_| InvalidToken::BadSignature)?;
+        let mut buf = [0u8; 1024];
         let payload = b64_decode(p64, &mut buf)?;
         let text = std::str::from_utf8(&payload).map_err(|_| InvalidToken::Malformed)?;
         let claims: Registered<'_> =

@@ -342,14 +342,40 @@ async fn rejects_every_kind_of_bad_token() {
         ),
     ];
     for (name, token, want) in cases {
-        let got = invalid(v.verify(&token).await);
-        assert_eq!(got, want, "{name}");
-        assert_eq!(VerifyError::InvalidToken(got).status(), 401);
+        // Twice: the second time the header's parse is remembered by this thread, and every
+        // check must still apply.
+        for round in ["first", "repeat"] {
+            let got = invalid(v.verify(&token).await);
+            assert_eq!(got, want, "{name} ({round})");
+            assert_eq!(VerifyError::InvalidToken(got).status(), 401);
+        }
     }
     // Leeway: 10 s past exp is still fine with the default 30 s.
     v.verify(&with(&|c| c["exp"] = json!(T0 - 10)))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_remembered_header_is_still_held_to_each_verifiers_allowlist() {
+    let k = es256_key("k1");
+    let (v, _, _) = setup(&[&k]);
+    let token = sign(&k, &claims(T0));
+    v.verify(&token).await.unwrap();
+    // Same thread, same header segment, but this verifier allows RS256 only.
+    let strict = Verifier::builder(ISS, AUD)
+        .static_jwks(serde_json::from_value(json!({"keys": [k.jwk]})).unwrap())
+        .algorithms([Algorithm::RS256])
+        .clock(Arc::new(ManualClock::new(
+            UNIX_EPOCH + Duration::from_secs(T0),
+        )))
+        .build()
+        .unwrap();
+    assert_eq!(
+        invalid(strict.verify(&token).await),
+        InvalidToken::AlgorithmNotAllowed
+    );
+    v.verify(&token).await.unwrap();
 }
 
 #[tokio::test]
