@@ -297,6 +297,13 @@ impl EnvConfig {
         }
     }
 
+    /// The database this environment's server and CLI use.
+    pub fn database(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("tessera.db").display()))
+    }
+
     /// Everything the database holds, as bytes (to search for plaintext secrets and keys).
     pub async fn stored_bytes(&self) -> Vec<u8> {
         match &self.database_url {

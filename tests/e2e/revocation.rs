@@ -101,3 +101,35 @@ both_backends! {
         assert_eq!(doc["introspection_endpoint"], format!("{}/oauth/introspect", server.base));
     }
 }
+
+both_backends! {
+    async fn expired_revocations_are_purged_and_live_ones_kept(env) {
+        use tessera_server::oauth::client::ClientId;
+        use tessera_server::store::Store;
+
+        let server = env.start(&["--signing-alg", "ES256"]);
+        let c = env.create_client(&["--name", "svc", "--scope", "introspect"]);
+        let live = token(&server, &c).await;
+        let meta = introspect(&server, &c, &live).await;
+        let (jti, exp) = (meta["jti"].as_str().unwrap().to_string(), meta["exp"].as_i64().unwrap());
+        let r = post(&server, "/oauth/revoke", &c, &[("token", &live)]).await;
+        assert_eq!(r.status(), 200);
+
+        let store = Store::connect(&env.database()).await.unwrap();
+        let id = ClientId::parse(&c.id).unwrap();
+        // A revocation whose token has already expired: nothing needs it any more.
+        store.revoke_token("gone-jti", &id, exp - 3600).await.unwrap();
+        assert!(store.is_revoked("gone-jti").await.unwrap());
+        assert!(store.is_revoked(&jti).await.unwrap());
+
+        let now = exp - 300;
+        assert_eq!(store.purge_revocations(now).await.unwrap(), 1);
+        assert!(!store.is_revoked("gone-jti").await.unwrap());
+        assert!(store.is_revoked(&jti).await.unwrap(), "a revocation is kept while its token could still be used");
+        assert_eq!(introspect(&server, &c, &live).await["active"], false);
+
+        // Once the token's own exp has passed, its revocation goes too.
+        assert_eq!(store.purge_revocations(exp + 1).await.unwrap(), 1);
+        assert!(!store.is_revoked(&jti).await.unwrap());
+    }
+}
