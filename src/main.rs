@@ -742,16 +742,16 @@ async fn keys(db: &DbArgs, cmd: KeysCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&list)?);
             } else {
                 println!(
-                    "{:<44} {:<6} {:<9} {:<12} {:<12} RETIRES",
-                    "KID", "ALG", "STATE", "CREATED", "ACTIVATES"
+                    "{:<44} {:<6} {:<9} {:<12} {:<12} {:<12} PRIVATE KEY",
+                    "KID", "ALG", "STATE", "CREATED", "ACTIVATES", "RETIRES"
                 );
                 for k in &list {
                     let retires = k
                         .retires_at
                         .map_or_else(|| "-".to_string(), |r| r.to_string());
                     println!(
-                        "{:<44} {:<6} {:<9} {:<12} {:<12} {retires}",
-                        k.kid, k.alg, k.state, k.created_at, k.activates_at
+                        "{:<44} {:<6} {:<9} {:<12} {:<12} {retires:<12} {}",
+                        k.kid, k.alg, k.state, k.created_at, k.activates_at, k.private_key_state
                     );
                 }
             }

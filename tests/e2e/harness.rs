@@ -304,6 +304,24 @@ impl EnvConfig {
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("tessera.db").display()))
     }
 
+    /// Run one SQL statement on this environment's database (to set up states a test cannot
+    /// wait for, such as a key past its retirement time).
+    pub async fn sql(&self, statement: &str) {
+        use sqlx::Connection as _;
+        match &self.database_url {
+            None => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.database())
+                    .await
+                    .unwrap();
+                sqlx::query(statement).execute(&mut conn).await.unwrap();
+            }
+            Some(url) => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query(statement).execute(&mut conn).await.unwrap();
+            }
+        }
+    }
+
     /// Everything the database holds, as bytes (to search for plaintext secrets and keys).
     pub async fn stored_bytes(&self) -> Vec<u8> {
         match &self.database_url {

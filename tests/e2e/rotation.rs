@@ -104,6 +104,49 @@ both_backends! {
         }
     }
 
+    async fn retired_keys_lose_their_private_keys(env) {
+        let server = env.start(&["--signing-alg", "ES256", "--refresh-interval-ms", "200"]);
+        let old = signing_kid(&server).await;
+        assert!(env.cli(&["keys", "rotate", "--alg", "ES256", "--publish-ahead", "0"]).status.success());
+        assert!(eventually(Duration::from_secs(10), || async { signing_kid(&server).await != old }).await, "the new key signs");
+        let new = signing_kid(&server).await;
+        let store = tessera_server::store::Store::connect(&env.database()).await.unwrap();
+        let sealed = |keys: &[tessera_server::keys::StoredKey], kid: &str| {
+            keys.iter().find(|k| k.kid.0 == kid).unwrap().sealed_private_key.clone()
+        };
+        assert!(!sealed(&store.load_keys().await.unwrap(), &old).is_empty());
+        let state = |list: &Value, kid: &str| {
+            let k = list.as_array().unwrap().iter().find(|k| k["kid"] == kid).unwrap().clone();
+            (k["state"].as_str().unwrap().to_string(), k["private_key_state"].as_str().unwrap().to_string())
+        };
+        let list = env.cli_json(&["keys", "list", "--output", "json"]);
+        assert_eq!(state(&list, &old), ("retiring".into(), "sealed".into()), "still published: kept");
+
+        // Move the old key's retirement into the past rather than wait for it.
+        env.sql(&format!("UPDATE signing_keys SET retires_at = {} WHERE kid = '{old}'", now() - 1)).await;
+        // As every write does, so servers reload (time alone retires a key in real life).
+        env.sql("UPDATE meta SET revision = revision + 1 WHERE id = 1").await;
+        let erased = eventually(Duration::from_secs(10), || async {
+            state(&env.cli_json(&["keys", "list", "--output", "json"]), &old).1 == "erased"
+        })
+        .await;
+        assert!(erased, "the server's housekeeping erases a retired key's private key");
+        let list = env.cli_json(&["keys", "list", "--output", "json"]);
+        assert_eq!(state(&list, &old).0, "retired");
+        assert_eq!(state(&list, &new), ("active".into(), "sealed".into()));
+        let keys = store.load_keys().await.unwrap();
+        assert!(sealed(&keys, &old).is_empty(), "the sealed bytes are gone");
+        assert!(!sealed(&keys, &new).is_empty());
+
+        // The server keeps signing with the active key, and a restart still opens it.
+        let c = env.create_client(&["--name", "svc", "--scope", "a"]);
+        assert_eq!(token_basic(&server, &c, "grant_type=client_credentials").await.status(), 200);
+        drop(server);
+        let server = env.start(&["--signing-alg", "ES256"]);
+        assert_eq!(signing_kid(&server).await, new);
+        assert_eq!(token_basic(&server, &c, "grant_type=client_credentials").await.status(), 200);
+    }
+
     async fn a_rotation_is_refused_while_another_is_pending(env) {
         let _server = env.start(&["--signing-alg", "ES256"]);
         assert!(env.cli(&["keys", "rotate", "--alg", "ES256"]).status.success());

@@ -345,6 +345,8 @@ pub struct KeyView {
     pub activates_at: i64,
     /// Unpublished from.
     pub retires_at: Option<i64>,
+    /// `sealed` (held encrypted under the master key) or `erased` (retired keys).
+    pub private_key_state: &'static str,
 }
 
 /// Every signing key with its state at `now`.
@@ -360,6 +362,11 @@ pub async fn list_keys(store: &Store, now: i64) -> Result<Vec<KeyView>, AdminErr
             created_at: k.created_at,
             activates_at: k.activates_at,
             retires_at: k.retires_at,
+            private_key_state: if k.private_key_erased() {
+                "erased"
+            } else {
+                "sealed"
+            },
         })
         .collect())
 }
@@ -395,6 +402,7 @@ pub async fn rotate_signing_key(
     timing: RotationTiming,
     now: i64,
 ) -> Result<RotationPlan, AdminError> {
+    erase_retired_keys(store, now).await?;
     let generated = keys::generate(alg).map_err(|e| AdminError::Invalid(e.to_string()))?;
     // Strictly after the current key's activation: keys are ordered by activation time (whole
     // seconds), so a tie would leave the choice of signer to kid order.
@@ -430,6 +438,7 @@ pub async fn rotate_signing_key(
                 created_at: now,
                 activates_at,
                 retires_at: None,
+                private_key_state: "sealed",
             },
             previous_retire_at: retires_at,
         }),
@@ -437,6 +446,16 @@ pub async fn rotate_signing_key(
             "a rotation is already under way: key {kid} is published and not yet signing"
         ))),
     }
+}
+
+/// Erase the private keys of keys retired by `now` (see
+/// [`Store::erase_retired_private_keys`]), logging how many.
+pub async fn erase_retired_keys(store: &Store, now: i64) -> Result<u64, AdminError> {
+    let n = store.erase_retired_private_keys(now).await?;
+    if n > 0 {
+        tracing::info!(erased = n, "private keys of retired signing keys erased");
+    }
+    Ok(n)
 }
 
 /// The OS user running this process (`USER`, else `LOGNAME`), for audit records.

@@ -26,6 +26,11 @@ pub struct StoredKey {
 }
 
 impl StoredKey {
+    /// Whether the sealed private key has been erased (done once the key is retired).
+    pub fn private_key_erased(&self) -> bool {
+        self.sealed_private_key.is_empty()
+    }
+
     /// Whether the key belongs in the JWKS at `now`.
     pub fn is_published(&self, now: i64) -> bool {
         self.retires_at.is_none_or(|r| now < r)

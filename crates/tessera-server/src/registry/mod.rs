@@ -255,6 +255,32 @@ impl Registry {
         Ok(changed)
     }
 
+    /// Whether a key past its retirement still has its sealed private key (as last loaded).
+    fn holds_retired_private_key(&self) -> bool {
+        let now = self.clock.now();
+        self.stored_keys.read().is_ok_and(|keys| {
+            keys.iter()
+                .any(|k| !k.is_published(now) && !k.private_key_erased())
+        })
+    }
+
+    /// Housekeeping every replica may run (the statements are idempotent): forget expired
+    /// revocations, erase retired private keys. Failures are retried at the next round.
+    pub async fn maintain(&self) {
+        let now = self.clock.now();
+        let limit = Duration::from_secs(5);
+        if let Ok(Ok(n)) = tokio::time::timeout(limit, self.store.purge_revocations(now)).await {
+            if n > 0 {
+                tracing::debug!(purged = n, "expired revocations purged");
+            }
+        }
+        if let Ok(Err(e)) =
+            tokio::time::timeout(limit, crate::admin::erase_retired_keys(&self.store, now)).await
+        {
+            tracing::warn!(error = %e, "erasing retired private keys failed; will retry");
+        }
+    }
+
     /// Refresh every `interval`, and at once when the store announces a change (PostgreSQL
     /// `NOTIFY`). Also sets the staleness bound from `interval`.
     pub fn spawn_refresher(self: Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
@@ -267,7 +293,7 @@ impl Registry {
         let listener = self.store.spawn_change_listener(wake.clone());
         tokio::spawn(async move {
             let _listener = listener.map(AbortOnDrop);
-            let mut last_purge = Instant::now();
+            let mut last_maintenance: Option<Instant> = None;
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
@@ -276,19 +302,14 @@ impl Registry {
                     _ = tick.tick() => {}
                     () = wake.notified() => {}
                 }
-                // Revoked token ids are kept only until the tokens would have expired anyway.
-                if last_purge.elapsed() >= Duration::from_secs(60) {
-                    last_purge = Instant::now();
-                    if let Ok(Ok(n)) = tokio::time::timeout(
-                        Duration::from_secs(5),
-                        self.store.purge_revocations(self.clock.now()),
-                    )
-                    .await
-                    {
-                        if n > 0 {
-                            tracing::debug!(purged = n, "expired revocations purged");
-                        }
-                    }
+                // Once a minute, and as soon as a key retires: revoked token ids are kept only
+                // until the tokens would have expired anyway, and retired keys lose their
+                // private halves.
+                if last_maintenance.is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+                    || self.holds_retired_private_key()
+                {
+                    last_maintenance = Some(Instant::now());
+                    self.maintain().await;
                 }
                 match tokio::time::timeout(Duration::from_secs(5), self.refresh()).await {
                     Ok(Ok(true)) => tracing::debug!("registry reloaded"),

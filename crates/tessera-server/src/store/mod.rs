@@ -262,6 +262,12 @@ impl Store {
         dispatch!(self, s => s.purge_revocations(now).await)
     }
 
+    /// Overwrite the sealed private keys of retired keys with nothing: a retired key never signs
+    /// again (only published keys can), so its private half has no use left. Returns how many.
+    pub async fn erase_retired_private_keys(&self, now: i64) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.erase_retired_private_keys(now).await)
+    }
+
     /// Store an admin change.
     pub async fn record_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
         dispatch!(self, s => s.record_audit(e).await)

@@ -273,6 +273,21 @@ macro_rules! shared_queries {
                 Ok(r.rows_affected())
             }
 
+            pub(in crate::store) async fn erase_retired_private_keys(&self, now: i64) -> Result<u64, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let r = sqlx::query("UPDATE signing_keys SET private_key = $1 WHERE retires_at IS NOT NULL AND retires_at <= $2 AND length(private_key) > 0")
+                    .bind(Vec::<u8>::new())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                if r.rows_affected() > 0 {
+                    // Replicas reload their key lists, so none goes on seeing the key as sealed.
+                    Self::changed(&mut tx).await?;
+                }
+                tx.commit().await?;
+                Ok(r.rows_affected())
+            }
+
             pub(in crate::store) async fn record_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
                 sqlx::query("INSERT INTO audit_events (at, actor, action, client_id, detail) VALUES ($1, $2, $3, $4, $5)")
                     .bind(e.at)
