@@ -152,6 +152,12 @@ both_backends! {
             !format!("{err} {err:?}").contains("tss_wrong"),
             "the secret is never in an error"
         );
+        assert!(
+            eventually(Duration::from_secs(5), || async {
+                server.count_logs("client authentication failed") >= 1
+            })
+            .await
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(
             server.count_logs("client authentication failed"),
@@ -221,6 +227,14 @@ both_backends! {
         let api = AuthorizedClient::new(http(), source(&server, &c).build().unwrap());
         let resp = api.send(api.get(format!("http://{addr}/r"))).await.unwrap();
         assert_eq!(resp.status(), 200);
+        // The server's log line can trail its response: wait for it, then check there is no third.
+        assert!(
+            eventually(Duration::from_secs(5), || async {
+                server.count_logs(ISSUED) >= 2
+            })
+            .await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(
             server.count_logs(ISSUED),
             2,
