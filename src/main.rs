@@ -523,6 +523,8 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 async fn client(db: &DbArgs, cmd: ClientCommand) -> anyhow::Result<()> {
     let store = tessera_server::open_store(&db.url()?).await?;
     let now = Clock::system().now();
+    // Every change is stored with its audit record, in one transaction.
+    let by = admin::Actor::os_user();
     match cmd {
         ClientCommand::Create {
             name,
@@ -539,10 +541,7 @@ async fn client(db: &DbArgs, cmd: ClientCommand) -> anyhow::Result<()> {
                 token_ttl: Some(token_ttl),
                 expires_at,
             };
-            let (view, secret) = admin::create_client(&store, input, now).await?;
-            let detail = serde_json::json!({"name": view.name, "scopes": view.scopes, "audiences": view.audiences,
-                "token_ttl": view.token_ttl, "expires_at": view.expires_at, "secret_id": view.secrets.first().map(|s| &s.id)});
-            admin::record(&store, "client.create", Some(&view.client_id), detail, now).await?;
+            let (view, secret) = admin::create_client(&store, &by, input, now).await?;
             if output == Output::Json {
                 let mut v = serde_json::to_value(&view)?;
                 v["client_secret"] = serde_json::Value::from(secret.expose());
@@ -579,10 +578,8 @@ async fn client(db: &DbArgs, cmd: ClientCommand) -> anyhow::Result<()> {
             expires_at,
             output,
         } => {
-            let new = admin::rotate_secret(&store, &id, grace.as_secs(), expires_at, now).await?;
-            let detail = serde_json::json!({"secret_id": new.id, "grace_secs": grace.as_secs(), "expires_at": new.expires_at,
-                "previous_secrets_expire_at": new.previous_expire_at});
-            admin::record(&store, "client.rotate_secret", Some(&id), detail, now).await?;
+            let new =
+                admin::rotate_secret(&store, &by, &id, grace.as_secs(), expires_at, now).await?;
             if output == Output::Json {
                 let v = serde_json::json!({"client_id": id, "secret_id": new.id, "client_secret": new.secret.expose(),
                     "expires_at": new.expires_at, "previous_secrets_expire_at": new.previous_expire_at});
@@ -603,15 +600,7 @@ async fn client(db: &DbArgs, cmd: ClientCommand) -> anyhow::Result<()> {
             secret_id,
             output,
         } => {
-            admin::revoke_secret(&store, &id, &secret_id, now).await?;
-            admin::record(
-                &store,
-                "client.revoke_secret",
-                Some(&id),
-                serde_json::json!({"secret_id": secret_id}),
-                now,
-            )
-            .await?;
+            admin::revoke_secret(&store, &by, &id, &secret_id, now).await?;
             if output == Output::Json {
                 println!(
                     "{}",
@@ -648,44 +637,23 @@ async fn client(db: &DbArgs, cmd: ClientCommand) -> anyhow::Result<()> {
                     expires_at.map(Some)
                 },
             };
-            let view = admin::update_client(&store, &id, input, now).await?;
-            let detail = serde_json::json!({"name": view.name, "scopes": view.scopes, "audiences": view.audiences,
-                "token_ttl": view.token_ttl, "enabled": view.enabled, "expires_at": view.expires_at});
-            admin::record(&store, "client.update", Some(&id), detail, now).await?;
+            let view = admin::update_client(&store, &by, &id, input, now).await?;
             emit(&view, output)?;
         }
         ClientCommand::Disable { id, output } => {
-            let input = UpdateClient {
-                enabled: Some(false),
-                ..Default::default()
-            };
-            let view = admin::update_client(&store, &id, input, now).await?;
-            let detail = serde_json::json!({"name": view.name, "scopes": view.scopes, "audiences": view.audiences,
-                "token_ttl": view.token_ttl, "enabled": view.enabled, "expires_at": view.expires_at});
-            admin::record(&store, "client.disable", Some(&id), detail, now).await?;
-            emit(&view, output)?;
+            emit(
+                &admin::set_enabled(&store, &by, &id, false, now).await?,
+                output,
+            )?;
         }
         ClientCommand::Enable { id, output } => {
-            let input = UpdateClient {
-                enabled: Some(true),
-                ..Default::default()
-            };
-            let view = admin::update_client(&store, &id, input, now).await?;
-            let detail = serde_json::json!({"name": view.name, "scopes": view.scopes, "audiences": view.audiences,
-                "token_ttl": view.token_ttl, "enabled": view.enabled, "expires_at": view.expires_at});
-            admin::record(&store, "client.enable", Some(&id), detail, now).await?;
-            emit(&view, output)?;
+            emit(
+                &admin::set_enabled(&store, &by, &id, true, now).await?,
+                output,
+            )?;
         }
         ClientCommand::Delete { id, output } => {
-            admin::delete_client(&store, &id).await?;
-            admin::record(
-                &store,
-                "client.delete",
-                Some(&id),
-                serde_json::json!({}),
-                now,
-            )
-            .await?;
+            admin::delete_client(&store, &by, &id, now).await?;
             if output == Output::Json {
                 println!("{}", serde_json::json!({"client_id": id, "deleted": true}));
             } else {
@@ -766,10 +734,8 @@ async fn keys(db: &DbArgs, cmd: KeysCommand) -> anyhow::Result<()> {
             let timing = admin::RotationTiming {
                 publish_ahead: i64::from(publish_ahead),
             };
-            let plan = admin::rotate_signing_key(&store, &master, alg, timing, now).await?;
-            let detail = serde_json::json!({"kid": plan.new.kid, "alg": plan.new.alg, "activates_at": plan.new.activates_at,
-                "previous_retire_at": plan.previous_retire_at});
-            admin::record(&store, "keys.rotate", None, detail, now).await?;
+            let by = admin::Actor::os_user();
+            let plan = admin::rotate_signing_key(&store, &master, &by, alg, timing, now).await?;
             if output == Output::Json {
                 println!(
                     "{}",

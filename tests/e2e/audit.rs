@@ -42,6 +42,32 @@ both_backends! {
         assert!(String::from_utf8_lossy(&table.stdout).contains("client.rotate_secret"));
     }
 
+    async fn a_change_whose_audit_record_cannot_be_written_does_not_happen(env) {
+        let first = env.create_client(&["--name", "first", "--scope", "a"]);
+        // Break the audit trail: every change must now fail as a whole.
+        env.sql("ALTER TABLE audit_events RENAME TO audit_events_away").await;
+        let out = env.cli(&["client", "create", "--name", "second", "--scope", "a"]);
+        assert!(!out.status.success(), "create refused");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("tss_"), "no secret shown for a client that was not made");
+        assert!(!env.cli(&["client", "disable", &first.id]).status.success());
+        assert!(!env.cli(&["client", "rotate-secret", &first.id]).status.success());
+        assert!(!env.cli(&["client", "delete", &first.id]).status.success());
+        assert!(!env.cli(&["keys", "rotate", "--alg", "ES256"]).status.success());
+        let keys_before = env.cli_json(&["keys", "list", "--output", "json"]).as_array().unwrap().len();
+
+        env.sql("ALTER TABLE audit_events_away RENAME TO audit_events").await;
+        let list = env.cli_json(&["client", "list", "--output", "json"]);
+        let names: Vec<&str> = list.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["first"], "the refused create left nothing behind");
+        let shown = env.cli_json(&["client", "show", &first.id, "--output", "json"]);
+        assert_eq!(shown["enabled"], true, "the refused disable changed nothing");
+        assert_eq!(shown["secrets"].as_array().unwrap().len(), 1, "the refused rotation added no secret");
+        assert_eq!(env.cli_json(&["keys", "list", "--output", "json"]).as_array().unwrap().len(), keys_before);
+        let actions: Vec<String> = env.cli_json(&["audit", "list", "--output", "json"]).as_array().unwrap().iter()
+            .map(|e| e["action"].as_str().unwrap().to_string()).collect();
+        assert_eq!(actions, ["client.create"], "only the change that happened is recorded");
+    }
+
     async fn failed_authentications_and_issued_tokens_are_structured_events(env) {
         let server = env.start_env(&["--signing-alg", "ES256", "--log-format", "json"], &[("TESSERA_LOG", "info,tessera::audit=debug")]);
         let c = env.create_client(&["--name", "svc", "--scope", "a"]);

@@ -155,21 +155,18 @@ fn spawn_key_rotation(
                 .iter()
                 .any(|k| k.is_published(now) && k.activates_at > now);
             if due && !pending {
-                match admin::rotate_signing_key(&store, &master, alg, timing, now).await {
-                    Ok(plan) => {
-                        let detail = serde_json::json!({"kid": plan.new.kid, "alg": plan.new.alg,
-                            "activates_at": plan.new.activates_at, "previous_retire_at": plan.previous_retire_at});
-                        let _ = admin::record_as(
-                            &store,
-                            "tessera-server",
-                            "keys.rotate_scheduled",
-                            None,
-                            detail,
-                            now,
-                        )
-                        .await;
-                    }
-                    Err(e) => tracing::debug!(error = %e, "scheduled rotation not started"),
+                // Recorded as `keys.rotate_scheduled`, in the rotation's transaction.
+                if let Err(e) = admin::rotate_signing_key(
+                    &store,
+                    &master,
+                    &admin::Actor::server(),
+                    alg,
+                    timing,
+                    now,
+                )
+                .await
+                {
+                    tracing::debug!(error = %e, "scheduled rotation not started");
                 }
             }
         }

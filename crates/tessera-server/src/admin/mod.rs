@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::keys::{self, Alg, Kid, MasterKey, StoredKey};
 use crate::oauth::{Audience, Client, ClientId, ScopeSet, SecretId, StoredSecret};
 use crate::secrets::{ClientSecret, SecretHash};
-use crate::store::{ClientUpdate, NewClient, Rotation, Store};
+use crate::store::{AuditEvent, ClientUpdate, NewClient, Rotation, Store};
 
 /// Longest token lifetime a client may have: one day. Short-lived tokens are the point.
 pub const MAX_TOKEN_TTL: u32 = 86_400;
@@ -149,8 +149,10 @@ fn parse_id(id: &str) -> Result<ClientId, AdminError> {
 }
 
 /// Register a client; returns it and its secret, the only time the secret exists in plain text.
+/// The client, its secret and the audit record are written in one transaction.
 pub async fn create_client(
     store: &Store,
+    by: &Actor,
     input: CreateClient,
     now: i64,
 ) -> Result<(ClientView, ClientSecret), AdminError> {
@@ -172,7 +174,12 @@ pub async fn create_client(
             revoked_at: None,
         },
     };
-    store.create_client(&new, now).await?;
+    let detail = serde_json::json!({"name": new.name, "scopes": new.scopes.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        "audiences": new.audiences.iter().map(|a| a.to_string()).collect::<Vec<_>>(), "token_ttl": new.token_ttl,
+        "expires_at": new.expires_at, "secret_id": new.secret.id.0});
+    let audit = by.record("client.create", Some(&new.id), detail, now);
+    store.create_client(&new, now, &audit).await?;
+    announce(&audit);
     let client = store
         .get_client(&new.id)
         .await?
@@ -217,9 +224,42 @@ pub struct UpdateClient {
     pub expires_at: Option<Option<i64>>,
 }
 
-/// Change a client.
+/// Change a client (`client update`).
 pub async fn update_client(
     store: &Store,
+    by: &Actor,
+    id: &str,
+    input: UpdateClient,
+    now: i64,
+) -> Result<ClientView, AdminError> {
+    change_client(store, by, "client.update", id, input, now).await
+}
+
+/// Enable or disable a client (`client enable|disable`).
+pub async fn set_enabled(
+    store: &Store,
+    by: &Actor,
+    id: &str,
+    enabled: bool,
+    now: i64,
+) -> Result<ClientView, AdminError> {
+    let action = if enabled {
+        "client.enable"
+    } else {
+        "client.disable"
+    };
+    let input = UpdateClient {
+        enabled: Some(enabled),
+        ..Default::default()
+    };
+    change_client(store, by, action, id, input, now).await
+}
+
+/// Apply `input` to a client and record it as `action`; the audit detail is the change.
+async fn change_client(
+    store: &Store,
+    by: &Actor,
+    action: &str,
     id: &str,
     input: UpdateClient,
     now: i64,
@@ -240,18 +280,49 @@ pub async fn update_client(
             other => other,
         },
     };
-    if !store.update_client(&id, &update, now).await? {
+    let mut detail = serde_json::Map::new();
+    if let Some(n) = &update.name {
+        detail.insert("name".into(), n.as_str().into());
+    }
+    if let Some(s) = &update.scopes {
+        detail.insert("scopes".into(), s.iter().map(|s| s.to_string()).collect());
+    }
+    if let Some(a) = &update.audiences {
+        detail.insert(
+            "audiences".into(),
+            a.iter().map(|a| a.to_string()).collect(),
+        );
+    }
+    if let Some(t) = update.token_ttl {
+        detail.insert("token_ttl".into(), t.into());
+    }
+    if let Some(e) = update.enabled {
+        detail.insert("enabled".into(), e.into());
+    }
+    if let Some(e) = update.expires_at {
+        detail.insert("expires_at".into(), e.into());
+    }
+    let audit = by.record(action, Some(&id), detail.into(), now);
+    if !store.update_client(&id, &update, now, &audit).await? {
         return Err(AdminError::NotFound(id.to_string()));
     }
+    announce(&audit);
     show_client(store, id.as_str()).await
 }
 
 /// Delete a client and its secrets.
-pub async fn delete_client(store: &Store, id: &str) -> Result<(), AdminError> {
+pub async fn delete_client(
+    store: &Store,
+    by: &Actor,
+    id: &str,
+    now: i64,
+) -> Result<(), AdminError> {
     let id = parse_id(id)?;
-    if !store.delete_client(&id).await? {
+    let audit = by.record("client.delete", Some(&id), serde_json::json!({}), now);
+    if !store.delete_client(&id, &audit).await? {
         return Err(AdminError::NotFound(id.to_string()));
     }
+    announce(&audit);
     Ok(())
 }
 
@@ -281,6 +352,7 @@ pub struct NewSecret {
 /// once), so callers can be moved over without a failed request.
 pub async fn rotate_secret(
     store: &Store,
+    by: &Actor,
     id: &str,
     grace_secs: u64,
     expires_at: Option<i64>,
@@ -299,12 +371,16 @@ pub async fn rotate_secret(
         revoked_at: None,
     };
     let previous_expire_at = now.saturating_add(i64::try_from(grace_secs).unwrap_or(i64::MAX));
+    let detail = serde_json::json!({"secret_id": stored.id.0, "grace_secs": grace_secs, "expires_at": expires_at,
+        "previous_secrets_expire_at": previous_expire_at});
+    let audit = by.record("client.rotate_secret", Some(&id), detail, now);
     if !store
-        .add_secret(&id, &stored, Some(previous_expire_at), now)
+        .add_secret(&id, &stored, Some(previous_expire_at), now, &audit)
         .await?
     {
         return Err(AdminError::NotFound(id.to_string()));
     }
+    announce(&audit);
     Ok(NewSecret {
         id: stored.id.0,
         secret,
@@ -316,16 +392,24 @@ pub async fn rotate_secret(
 /// End one secret at once.
 pub async fn revoke_secret(
     store: &Store,
+    by: &Actor,
     id: &str,
     secret_id: &str,
     now: i64,
 ) -> Result<(), AdminError> {
     let id = parse_id(id)?;
-    if !store.revoke_secret(&id, secret_id, now).await? {
+    let audit = by.record(
+        "client.revoke_secret",
+        Some(&id),
+        serde_json::json!({"secret_id": secret_id}),
+        now,
+    );
+    if !store.revoke_secret(&id, secret_id, now, &audit).await? {
         return Err(AdminError::Invalid(format!(
             "client '{id}' has no unrevoked secret '{secret_id}'"
         )));
     }
+    announce(&audit);
     Ok(())
 }
 
@@ -398,6 +482,7 @@ pub struct RotationPlan {
 pub async fn rotate_signing_key(
     store: &Store,
     master: &MasterKey,
+    by: &Actor,
     alg: Alg,
     timing: RotationTiming,
     now: i64,
@@ -429,19 +514,31 @@ pub async fn rotate_signing_key(
         activates_at,
         retires_at: None,
     };
-    match store.rotate_key(&key, retire_at, now).await? {
-        Rotation::Scheduled { retires_at } => Ok(RotationPlan {
-            new: KeyView {
-                kid: key.kid.0.clone(),
-                alg: alg.as_str().into(),
-                state: "pending",
-                created_at: now,
-                activates_at,
-                retires_at: None,
-                private_key_state: "sealed",
-            },
-            previous_retire_at: retires_at,
-        }),
+    // Recorded as scheduled when the server rotates on its own.
+    let action = if by.is_server() {
+        "keys.rotate_scheduled"
+    } else {
+        "keys.rotate"
+    };
+    let detail = serde_json::json!({"kid": key.kid.0, "alg": alg.as_str(), "activates_at": activates_at,
+        "previous_retire_at": retire_at});
+    let audit = by.record(action, None, detail, now);
+    match store.rotate_key(&key, retire_at, now, &audit).await? {
+        Rotation::Scheduled { retires_at } => {
+            announce(&audit);
+            Ok(RotationPlan {
+                new: KeyView {
+                    kid: key.kid.0.clone(),
+                    alg: alg.as_str().into(),
+                    state: "pending",
+                    created_at: now,
+                    activates_at,
+                    retires_at: None,
+                    private_key_state: "sealed",
+                },
+                previous_retire_at: retires_at,
+            })
+        }
         Rotation::AlreadyPending(Kid(kid)) => Err(AdminError::Invalid(format!(
             "a rotation is already under way: key {kid} is published and not yet signing"
         ))),
@@ -458,42 +555,49 @@ pub async fn erase_retired_keys(store: &Store, now: i64) -> Result<u64, AdminErr
     Ok(n)
 }
 
-/// The OS user running this process (`USER`, else `LOGNAME`), for audit records.
-pub fn os_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+/// Who makes a change, as its audit record names them.
+#[derive(Debug, Clone)]
+pub struct Actor(String);
+
+impl Actor {
+    /// The OS user running this process (`USER`, else `LOGNAME`): the CLI's operator.
+    pub fn os_user() -> Self {
+        Self(
+            std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .unwrap_or_else(|_| "unknown".into()),
+        )
+    }
+
+    /// The server's own scheduled work.
+    pub fn server() -> Self {
+        Self("tessera-server".into())
+    }
+
+    fn is_server(&self) -> bool {
+        self.0 == "tessera-server"
+    }
+
+    /// The audit record of `action` by this actor. `detail` must never hold a secret or a token.
+    fn record(
+        &self,
+        action: &str,
+        client_id: Option<&ClientId>,
+        detail: serde_json::Value,
+        now: i64,
+    ) -> AuditEvent {
+        AuditEvent {
+            at: now,
+            actor: self.0.clone(),
+            action: action.to_owned(),
+            client_id: client_id.map(ToString::to_string),
+            detail,
+        }
+    }
 }
 
-/// Record an admin change in `audit_events` (with the OS user as actor) and emit it as a
-/// `tessera::audit` event. `detail` must never hold a secret or a token.
-pub async fn record(
-    store: &Store,
-    action: &str,
-    client_id: Option<&str>,
-    detail: serde_json::Value,
-    now: i64,
-) -> Result<(), AdminError> {
-    record_as(store, &os_user(), action, client_id, detail, now).await
-}
-
-/// [`record`] with an explicit actor (the server's scheduled work).
-pub async fn record_as(
-    store: &Store,
-    actor: &str,
-    action: &str,
-    client_id: Option<&str>,
-    detail: serde_json::Value,
-    now: i64,
-) -> Result<(), AdminError> {
-    tracing::info!(target: "tessera::audit", event = "admin_change", actor, action, client_id = client_id.unwrap_or_default(), detail = %detail, "admin change");
-    let event = crate::store::AuditEvent {
-        at: now,
-        actor: actor.to_owned(),
-        action: action.to_owned(),
-        client_id: client_id.map(str::to_owned),
-        detail,
-    };
-    store.record_audit(&event).await?;
-    Ok(())
+/// Emit a committed change as a `tessera::audit` event (its row was written with the change).
+fn announce(e: &AuditEvent) {
+    tracing::info!(target: "tessera::audit", event = "admin_change", actor = %e.actor, action = %e.action,
+        client_id = e.client_id.as_deref().unwrap_or_default(), detail = %e.detail, "admin change");
 }

@@ -187,8 +187,13 @@ impl Store {
     }
 
     /// Register a client and its first secret in one transaction.
-    pub async fn create_client(&self, c: &NewClient, now: i64) -> Result<(), StoreError> {
-        dispatch!(self, s => s.create_client(c, now).await)
+    pub async fn create_client(
+        &self,
+        c: &NewClient,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.create_client(c, now, audit).await)
     }
 
     /// Change a client; `false` if there is no such client.
@@ -197,13 +202,18 @@ impl Store {
         id: &ClientId,
         u: &ClientUpdate,
         now: i64,
+        audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.update_client(id, u, now).await)
+        dispatch!(self, s => s.update_client(id, u, now, audit).await)
     }
 
     /// Delete a client and its secrets; `false` if there is no such client.
-    pub async fn delete_client(&self, id: &ClientId) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.delete_client(id).await)
+    pub async fn delete_client(
+        &self,
+        id: &ClientId,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.delete_client(id, audit).await)
     }
 
     /// Every signing key, retired ones included.
@@ -226,8 +236,9 @@ impl Store {
         next: &StoredKey,
         retire_at: i64,
         now: i64,
+        audit: &AuditEvent,
     ) -> Result<Rotation, StoreError> {
-        dispatch!(self, s => s.rotate_key(next, retire_at, now).await)
+        dispatch!(self, s => s.rotate_key(next, retire_at, now, audit).await)
     }
 
     /// Add a secret to a client; with `expire_others_at`, its other usable secrets stop working
@@ -238,8 +249,9 @@ impl Store {
         secret: &StoredSecret,
         expire_others_at: Option<i64>,
         now: i64,
+        audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.add_secret(client, secret, expire_others_at, now).await)
+        dispatch!(self, s => s.add_secret(client, secret, expire_others_at, now, audit).await)
     }
 
     /// Record a revoked token id until `expires_at` (the token's `exp`).
@@ -268,11 +280,6 @@ impl Store {
         dispatch!(self, s => s.erase_retired_private_keys(now).await)
     }
 
-    /// Store an admin change.
-    pub async fn record_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
-        dispatch!(self, s => s.record_audit(e).await)
-    }
-
     /// Admin changes, oldest first, optionally for one client, from `since` (unix seconds).
     pub async fn list_audit(
         &self,
@@ -288,8 +295,9 @@ impl Store {
         client: &ClientId,
         secret: &str,
         now: i64,
+        audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.revoke_secret(client, secret, now).await)
+        dispatch!(self, s => s.revoke_secret(client, secret, now, audit).await)
     }
 }
 

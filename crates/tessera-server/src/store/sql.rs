@@ -95,7 +95,7 @@ macro_rules! shared_queries {
                 Ok(Some(client))
             }
 
-            pub(in crate::store) async fn create_client(&self, c: &NewClient, now: i64) -> Result<(), StoreError> {
+            pub(in crate::store) async fn create_client(&self, c: &NewClient, now: i64, audit: &AuditEvent) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO clients (id, name, scopes, audiences, token_ttl, enabled, created_at, updated_at, expires_at) \
@@ -123,12 +123,13 @@ macro_rules! shared_queries {
                 .bind(c.secret.expires_at)
                 .execute(&mut *tx)
                 .await?;
+                Self::insert_audit(&mut tx, audit).await?;
                 Self::changed(&mut tx).await?;
                 tx.commit().await?;
                 Ok(())
             }
 
-            pub(in crate::store) async fn update_client(&self, id: &ClientId, u: &ClientUpdate, now: i64) -> Result<bool, StoreError> {
+            pub(in crate::store) async fn update_client(&self, id: &ClientId, u: &ClientUpdate, now: i64, audit: &AuditEvent) -> Result<bool, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let r = sqlx::query(
                     "UPDATE clients SET name = COALESCE($1, name), scopes = COALESCE($2, scopes), \
@@ -150,17 +151,19 @@ macro_rules! shared_queries {
                 if r.rows_affected() == 0 {
                     return Ok(false);
                 }
+                Self::insert_audit(&mut tx, audit).await?;
                 Self::changed(&mut tx).await?;
                 tx.commit().await?;
                 Ok(true)
             }
 
-            pub(in crate::store) async fn delete_client(&self, id: &ClientId) -> Result<bool, StoreError> {
+            pub(in crate::store) async fn delete_client(&self, id: &ClientId, audit: &AuditEvent) -> Result<bool, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let r = sqlx::query("DELETE FROM clients WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await?;
                 if r.rows_affected() == 0 {
                     return Ok(false);
                 }
+                Self::insert_audit(&mut tx, audit).await?;
                 Self::changed(&mut tx).await?;
                 tx.commit().await?;
                 Ok(true)
@@ -172,6 +175,7 @@ macro_rules! shared_queries {
                 secret: &StoredSecret,
                 expire_others_at: Option<i64>,
                 now: i64,
+                audit: &AuditEvent,
             ) -> Result<bool, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let r = sqlx::query("UPDATE clients SET updated_at = $1 WHERE id = $2").bind(now).bind(client.as_str()).execute(&mut *tx).await?;
@@ -200,12 +204,13 @@ macro_rules! shared_queries {
                 .bind(secret.expires_at)
                 .execute(&mut *tx)
                 .await?;
+                Self::insert_audit(&mut tx, audit).await?;
                 Self::changed(&mut tx).await?;
                 tx.commit().await?;
                 Ok(true)
             }
 
-            pub(in crate::store) async fn revoke_secret(&self, client: &ClientId, secret: &str, now: i64) -> Result<bool, StoreError> {
+            pub(in crate::store) async fn revoke_secret(&self, client: &ClientId, secret: &str, now: i64, audit: &AuditEvent) -> Result<bool, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let r = sqlx::query("UPDATE client_secrets SET revoked_at = $1 WHERE client_id = $2 AND id = $3 AND revoked_at IS NULL")
                     .bind(now)
@@ -217,6 +222,7 @@ macro_rules! shared_queries {
                     return Ok(false);
                 }
                 sqlx::query("UPDATE clients SET updated_at = $1 WHERE id = $2").bind(now).bind(client.as_str()).execute(&mut *tx).await?;
+                Self::insert_audit(&mut tx, audit).await?;
                 Self::changed(&mut tx).await?;
                 tx.commit().await?;
                 Ok(true)
@@ -229,7 +235,7 @@ macro_rules! shared_queries {
                 Ok(inserted)
             }
 
-            pub(in crate::store) async fn rotate_key(&self, next: &StoredKey, retire_at: i64, now: i64) -> Result<Rotation, StoreError> {
+            pub(in crate::store) async fn rotate_key(&self, next: &StoredKey, retire_at: i64, now: i64, audit: &AuditEvent) -> Result<Rotation, StoreError> {
                 let mut tx = self.begin_locked().await?;
                 let pending: Option<String> = sqlx::query_scalar(
                     "SELECT kid FROM signing_keys WHERE activates_at > $1 AND (retires_at IS NULL OR retires_at > $2) LIMIT 1",
@@ -248,6 +254,7 @@ macro_rules! shared_queries {
                     .execute(&mut *tx)
                     .await?;
                 Self::insert_key(&mut tx, next).await?;
+                Self::insert_audit(&mut tx, audit).await?;
                 Self::changed(&mut tx).await?;
                 tx.commit().await?;
                 Ok(Rotation::Scheduled { retires_at: retire_at })
@@ -286,18 +293,6 @@ macro_rules! shared_queries {
                 }
                 tx.commit().await?;
                 Ok(r.rows_affected())
-            }
-
-            pub(in crate::store) async fn record_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
-                sqlx::query("INSERT INTO audit_events (at, actor, action, client_id, detail) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(e.at)
-                    .bind(&e.actor)
-                    .bind(&e.action)
-                    .bind(e.client_id.as_deref())
-                    .bind(e.detail.to_string())
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
             }
 
             pub(in crate::store) async fn list_audit(&self, client: Option<&str>, since: i64) -> Result<Vec<AuditEvent>, StoreError> {
@@ -363,6 +358,20 @@ macro_rules! shared_queries {
             }
 
             /// Bump the change counter (and tell listeners, where the backend can).
+            /// The audit record of a change, written in the change's own transaction so that
+            /// neither exists without the other.
+            async fn insert_audit(tx: &mut sqlx::Transaction<'_, $Db>, e: &AuditEvent) -> Result<(), StoreError> {
+                sqlx::query("INSERT INTO audit_events (at, actor, action, client_id, detail) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(e.at)
+                    .bind(&e.actor)
+                    .bind(&e.action)
+                    .bind(e.client_id.as_deref())
+                    .bind(e.detail.to_string())
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
             async fn changed(tx: &mut sqlx::Transaction<'_, $Db>) -> Result<(), StoreError> {
                 let revision: i64 = sqlx::query_scalar("UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision")
                     .fetch_one(&mut **tx)
