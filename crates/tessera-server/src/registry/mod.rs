@@ -302,24 +302,33 @@ impl Registry {
                     _ = tick.tick() => {}
                     () = wake.notified() => {}
                 }
-                // Once a minute, and as soon as a key retires: revoked token ids are kept only
-                // until the tokens would have expired anyway, and retired keys lose their
-                // private halves.
-                if last_maintenance.is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
-                    || self.holds_retired_private_key()
+                let refreshed = match tokio::time::timeout(Duration::from_secs(5), self.refresh())
+                    .await
                 {
-                    last_maintenance = Some(Instant::now());
-                    self.maintain().await;
-                }
-                match tokio::time::timeout(Duration::from_secs(5), self.refresh()).await {
-                    Ok(Ok(true)) => tracing::debug!("registry reloaded"),
-                    Ok(Ok(false)) => {}
+                    Ok(Ok(changed)) => {
+                        if changed {
+                            tracing::debug!("registry reloaded");
+                        }
+                        true
+                    }
                     Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "registry refresh failed; serving the last good state")
+                        tracing::warn!(error = %e, "registry refresh failed; serving the last good state");
+                        false
                     }
                     Err(_) => {
                         tracing::warn!("registry refresh timed out; serving the last good state");
+                        false
                     }
+                };
+                // Once a minute, and as soon as a key retires: revoked token ids are kept only
+                // until the tokens would have expired anyway, and retired keys lose their
+                // private halves. Only while the database answers, so an outage does not also
+                // slow down the refreshes that detect its end.
+                let due = last_maintenance.is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+                    || self.holds_retired_private_key();
+                if refreshed && due {
+                    last_maintenance = Some(Instant::now());
+                    self.maintain().await;
                 }
             }
         })
