@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
-use tessera_verifier::axum::{require, Guard, Requirement};
+use tessera_verifier::axum::{Guard, Requirement};
 use tessera_verifier::{AccessToken, ApiKeyAuthenticator, ApiKeySource, Verifier};
 
 #[tokio::main]
@@ -59,10 +59,7 @@ async fn main() -> anyhow::Result<()> {
             "/internal/ping",
             get(|t: AccessToken| async move { format!("pong {}\n", t.client_id()) }),
         )
-        .route_layer(axum::middleware::from_fn_with_state(
-            guard.requiring(Requirement::all(["s2s:internal"])),
-            require,
-        ));
+        .route_layer(guard.requiring(Requirement::all(["s2s:internal"])));
     let reports = Router::new()
         .route(
             "/reports",
@@ -70,10 +67,7 @@ async fn main() -> anyhow::Result<()> {
                 axum::Json(serde_json::json!({"reports": [], "for": t.client_id()}))
             }),
         )
-        .route_layer(axum::middleware::from_fn_with_state(
-            guard.requiring(Requirement::all(["reports:read"])),
-            require,
-        ));
+        .route_layer(guard.requiring(Requirement::all(["reports:read"])));
     let app = Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .merge(internal)

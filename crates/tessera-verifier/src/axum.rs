@@ -1,21 +1,30 @@
-//! axum integration: a middleware that authenticates `Authorization: Bearer` (and optionally
+//! axum/tower integration: a layer that authenticates `Authorization: Bearer` (and optionally
 //! `X-API-Key`) and requires scopes, answering per RFC 6750, and an extractor for the verified
 //! [`AccessToken`].
 //!
+//! A [`Guard`] is a `tower::Layer`, so it goes straight on a route group:
+//!
 //! ```no_run
 //! use axum::{routing::get, Router};
-//! use tessera_verifier::axum::{require, Guard, Requirement};
+//! use tessera_verifier::axum::{Guard, Requirement};
 //! use tessera_verifier::{AccessToken, Verifier};
 //!
 //! # fn app(verifier: Verifier) -> Router {
 //! let guard = Guard::new(verifier);
 //! Router::new()
 //!     .route("/internal/ping", get(|token: AccessToken| async move { format!("pong, {}", token.client_id()) }))
-//!     .route_layer(axum::middleware::from_fn_with_state(guard.requiring(Requirement::all(["s2s:internal"])), require))
+//!     .route_layer(guard.requiring(Requirement::all(["s2s:internal"])))
 //! # }
 //! ```
+//!
+//! The same check is available as axum middleware,
+//! `axum::middleware::from_fn_with_state(guard, require)`, and as [`Guard::check`] on a header
+//! map for other frameworks.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -150,6 +159,55 @@ pub async fn require(State(guard): State<Guard>, mut req: Request, next: Next) -
             next.run(req).await
         }
         Err(r) => r.into_response(),
+    }
+}
+
+impl<S> tower_layer::Layer<S> for Guard {
+    type Service = Guarded<S>;
+
+    fn layer(&self, inner: S) -> Guarded<S> {
+        Guarded {
+            guard: self.clone(),
+            inner,
+        }
+    }
+}
+
+/// A service behind a [`Guard`]: requests that pass reach it with the [`AccessToken`] in their
+/// extensions; the others are answered per RFC 6750 without reaching it.
+#[derive(Clone)]
+pub struct Guarded<S> {
+    guard: Guard,
+    inner: S,
+}
+
+impl<S> tower_service::Service<Request> for Guarded<S>
+where
+    S: tower_service::Service<Request, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        // The clone that was driven to readiness serves this request; a fresh clone stays.
+        let fresh = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, fresh);
+        let guard = self.guard.clone();
+        Box::pin(async move {
+            match guard.check(req.headers()).await {
+                Ok(token) => {
+                    req.extensions_mut().insert(token);
+                    inner.call(req).await
+                }
+                Err(r) => Ok(r.into_response()),
+            }
+        })
     }
 }
 

@@ -649,3 +649,73 @@ async fn warm_up_fetches_the_keys_once_or_reports_them_unavailable() {
         Err(VerifyError::KeysUnavailable(_))
     ));
 }
+
+#[tokio::test]
+async fn the_guard_is_a_tower_layer_answering_per_rfc6750() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use tessera_verifier::axum::{Guard, Requirement};
+    use tessera_verifier::AccessToken;
+    use tower::ServiceExt as _;
+
+    let k = es256_key("k1");
+    let (v, _, _) = setup(&[&k]);
+    let guard = Guard::new(v).realm("orders");
+    let app = axum::Router::new()
+        .route(
+            "/ping",
+            get(|t: AccessToken| async move { t.client_id().to_string() }),
+        )
+        .route_layer(guard.requiring(Requirement::all(["s2s:internal"])))
+        .merge(
+            axum::Router::new()
+                .route("/admin", get(|| async { "admin" }))
+                .route_layer(guard.requiring(Requirement::any(["admin", "root"]))),
+        );
+    let call = |path: &str, auth: Option<String>| {
+        let mut req = Request::get(path);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        app.clone().oneshot(req.body(Body::empty()).unwrap())
+    };
+    let token = sign(&k, &claims(T0));
+
+    let ok = call("/ping", Some(format!("Bearer {token}")))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(ok.into_body(), 1024).await.unwrap();
+    assert_eq!(&body[..], b"tc_1", "the handler gets the verified token");
+
+    let none = call("/ping", None).await.unwrap();
+    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        none.headers()["www-authenticate"],
+        "Bearer realm=\"orders\""
+    );
+
+    let bad = call("/ping", Some("Bearer not.a.jwt".into()))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    let challenge = bad.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with("Bearer realm=\"orders\", error=\"invalid_token\""),
+        "{challenge}"
+    );
+
+    let scope = call("/admin", Some(format!("Bearer {token}")))
+        .await
+        .unwrap();
+    assert_eq!(scope.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        scope.headers()["www-authenticate"],
+        "Bearer realm=\"orders\", error=\"insufficient_scope\", scope=\"admin root\""
+    );
+    let body: Value =
+        serde_json::from_slice(&axum::body::to_bytes(scope.into_body(), 1024).await.unwrap())
+            .unwrap();
+    assert_eq!(body["error"], "insufficient_scope");
+}
