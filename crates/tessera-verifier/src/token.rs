@@ -41,26 +41,16 @@ pub(crate) enum Audience {
 /// token makes a single allocation for it.
 #[derive(Clone)]
 pub struct AccessToken {
-    raw: Arc<str>,
-    client_id: Text,
-    subject: Option<Text>,
+    /// The claims JSON as sent; every `Text::Span` points into it.
+    pub(crate) raw: Arc<str>,
+    pub(crate) client_id: Text,
+    pub(crate) subject: Option<Text>,
     /// The `scope` claim, space-separated (RFC 9068 §2.2.3.1).
-    scope: Option<Text>,
-    audience: Audience,
-    expires_at: i64,
-    issued_at: Option<i64>,
-    jti: Option<Text>,
-}
-
-/// The parts of a verified token, gathered before they are put together.
-pub(crate) struct Parts {
-    pub client_id: Text,
-    pub subject: Option<Text>,
-    pub scope: Option<Text>,
-    pub audience: Audience,
-    pub expires_at: i64,
-    pub issued_at: Option<i64>,
-    pub jti: Option<Text>,
+    pub(crate) scope: Option<Text>,
+    pub(crate) audience: Audience,
+    pub(crate) expires_at: i64,
+    pub(crate) issued_at: Option<i64>,
+    pub(crate) jti: Option<Text>,
 }
 
 impl fmt::Debug for AccessToken {
@@ -80,19 +70,6 @@ impl fmt::Debug for AccessToken {
 pub type ScopeError = VerifyError;
 
 impl AccessToken {
-    pub(crate) fn new(raw: Arc<str>, parts: Parts) -> Self {
-        Self {
-            raw,
-            client_id: parts.client_id,
-            subject: parts.subject,
-            scope: parts.scope,
-            audience: parts.audience,
-            expires_at: parts.expires_at,
-            issued_at: parts.issued_at,
-            jti: parts.jti,
-        }
-    }
-
     /// A principal that did not come from a JWT (a static API key): no claims, no audience,
     /// no expiry.
     pub(crate) fn without_claims(client_id: String, scopes: &BTreeSet<String>) -> Self {
@@ -225,18 +202,16 @@ mod tests {
     #[test]
     fn claims_are_read_from_the_raw_text_or_copied_when_escaped() {
         let raw: Arc<str> = Arc::from(r#"{"client_id":"tc_1","scope":"a b a","jti":"j\u0031"}"#);
-        let at = AccessToken::new(
-            raw.clone(),
-            Parts {
-                client_id: Text::of(&raw[14..18], &raw),
-                subject: None,
-                scope: Some(Text::of(&raw[29..34], &raw)),
-                audience: Audience::Many(Box::new([])),
-                expires_at: 1,
-                issued_at: None,
-                jti: Some(Text::of("j1", &raw)),
-            },
-        );
+        let at = AccessToken {
+            client_id: Text::of(&raw[14..18], &raw),
+            subject: None,
+            scope: Some(Text::of(&raw[29..34], &raw)),
+            audience: Audience::Many(Box::new([])),
+            expires_at: 1,
+            issued_at: None,
+            jti: Some(Text::of("j1", &raw)),
+            raw: raw.clone(),
+        };
         assert!(matches!(at.client_id, Text::Span(14, 18)));
         assert!(matches!(at.jti, Some(Text::Owned(_))));
         assert_eq!(at.client_id(), "tc_1");

@@ -17,7 +17,7 @@ use crate::cache::{CachePolicy, JwksCache, KeyEntry, KeySet, Lookup, Source};
 use crate::clock::{unix, Clock, SystemClock};
 use crate::error::{ConfigError, InvalidToken, VerifyError};
 use crate::fetch::Fetcher;
-use crate::token::{AccessToken, Audience, Parts, Text};
+use crate::token::{AccessToken, Audience, Text};
 
 /// Verifies access tokens. Cheap to clone; clones share the key cache.
 #[derive(Clone)]
@@ -566,7 +566,7 @@ impl Verifier {
             Some(Aud::Many(list)) => Audience::Many(list.iter().map(|a| text(a)).collect()),
             None => Audience::Many(Box::new([])),
         };
-        let parts = Parts {
+        Ok(AccessToken {
             client_id,
             subject,
             scope: c.scope.as_deref().map(text),
@@ -574,7 +574,7 @@ impl Verifier {
             expires_at: exp,
             issued_at: iat,
             jti: c.jti.as_deref().map(text),
-        };
-        Ok(AccessToken::new(Arc::from(raw), parts))
+            raw: Arc::from(raw),
+        })
     }
 }
