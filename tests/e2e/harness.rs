@@ -185,17 +185,22 @@ pub async fn status_becomes(
     .await
 }
 
-/// Verify `token` with jsonwebtoken against the server's JWKS, checking issuer, audience and
-/// the RFC 9068 header; returns the claims.
-pub async fn verify(server: &Server, token: &str, audience: &str) -> Value {
-    let jwks: JwkSet = http()
-        .get(server.url("/jwks.json"))
+/// GET `path` from the server and parse the JSON body.
+pub async fn get_json<T: serde::de::DeserializeOwned>(server: &Server, path: &str) -> T {
+    http()
+        .get(server.url(path))
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Verify `token` with jsonwebtoken against the server's JWKS, checking issuer, audience and
+/// the RFC 9068 header; returns the claims.
+pub async fn verify(server: &Server, token: &str, audience: &str) -> Value {
+    let jwks: JwkSet = get_json(server, "/jwks.json").await;
     verify_with(&jwks, &server.base, token, audience)
 }
 

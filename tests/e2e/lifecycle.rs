@@ -85,14 +85,7 @@ both_backends! {
         let server = env.start(&["--signing-alg", "ES256", "--issuer", "http://tessera.test"],
         );
         // The token from before the restart verifies against the JWKS served after it.
-        let jwks: jsonwebtoken::jwk::JwkSet = http()
-            .get(server.url("/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks: jsonwebtoken::jwk::JwkSet = get_json(&server, "/jwks.json").await;
         verify_with(&jwks, "http://tessera.test", &before, "http://tessera.test");
         assert_eq!(
             token_basic(&server, &c, "grant_type=client_credentials")

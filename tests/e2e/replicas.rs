@@ -20,14 +20,7 @@ fn master_key() -> String {
 }
 
 async fn jwks(server: &Server) -> Value {
-    http()
-        .get(server.url("/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(server, "/jwks.json").await
 }
 
 #[tokio::test]
@@ -50,21 +43,12 @@ async fn two_replicas_share_keys_and_clients_and_see_changes_at_once() {
     let (replica, _dir) = env.replica();
     let b = replica.start_env(&slow, &menv);
     assert_eq!(jwks(&a).await, jwks(&b).await, "same JWKS");
-    let ready = |s: &Server| {
-        let url = s.url("/readyz");
-        async move {
-            http()
-                .get(url)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()["signing_kid"]
-                .clone()
-        }
-    };
-    assert_eq!(ready(&a).await, ready(&b).await, "same active key");
+    let active = |v: Value| v["signing_kid"].clone();
+    assert_eq!(
+        active(get_json(&a, "/readyz").await),
+        active(get_json(&b, "/readyz").await),
+        "same active key"
+    );
 
     let c = env.create_client(&[
         "--name",

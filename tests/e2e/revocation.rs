@@ -96,7 +96,7 @@ both_backends! {
         assert_eq!(http().get(server.url("/oauth/revoke")).send().await.unwrap().status(), 405);
 
         // Both in discovery.
-        let doc: Value = http().get(server.url("/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
+        let doc: Value = get_json(&server, "/.well-known/oauth-authorization-server").await;
         assert_eq!(doc["revocation_endpoint"], format!("{}/oauth/revoke", server.base));
         assert_eq!(doc["introspection_endpoint"], format!("{}/oauth/introspect", server.base));
     }

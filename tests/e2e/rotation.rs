@@ -13,14 +13,7 @@ use crate::harness::*;
 use crate::verifier::start_example_env;
 
 async fn signing_kid(server: &Server) -> String {
-    let v: Value = http()
-        .get(server.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(server, "/readyz").await;
     v["signing_kid"].as_str().unwrap().to_string()
 }
 
@@ -75,7 +68,7 @@ both_backends! {
             // Published at once, not yet signing.
             // Published within a refresh interval (SQLite) or at once (PostgreSQL NOTIFY).
             let published = eventually(Duration::from_secs(2), || async {
-                let jwks: Value = http().get(server.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
+                let jwks: Value = get_json(&server, "/jwks.json").await;
                 jwks["keys"].as_array().unwrap().iter().any(|k| k["kid"] == new_kid.as_str())
             })
             .await;

@@ -148,14 +148,7 @@ both_backends! {
             "/.well-known/oauth-authorization-server",
             "/.well-known/openid-configuration",
         ] {
-            let doc: Value = http()
-                .get(server.url(path))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let doc: Value = get_json(&server, path).await;
             assert_eq!(
                 doc["issuer"], issuer,
                 "issuer equals the configured one exactly"

@@ -90,6 +90,17 @@ impl FakeIssuer {
     fn jwks_fetches(&self) -> u64 {
         self.fetches.load(Ordering::SeqCst)
     }
+
+    /// Let background refreshes run (no clock, no sleep) until `n` fetches were made, or give
+    /// up after 100 yields; the caller asserts the count.
+    async fn background_fetches_reach(&self, n: u64) {
+        for _ in 0..100 {
+            if self.jwks_fetches() == n {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
 }
 
 impl Fetcher for FakeIssuer {
@@ -533,12 +544,7 @@ async fn max_age_drives_background_refresh() {
     );
     clock.advance(Duration::from_secs(15));
     v.verify(&sign(&k, &claims(T0 + 85))).await.unwrap();
-    for _ in 0..100 {
-        if issuer.jwks_fetches() == 2 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    issuer.background_fetches_reach(2).await;
     assert_eq!(
         issuer.jwks_fetches(),
         2,
@@ -610,12 +616,7 @@ async fn short_max_age_refreshes_are_not_held_back_by_the_cooldown() {
     issuer.publish(&[&k1, &k2]); // pre-published by the issuer
     clock.advance(Duration::from_secs(2)); // past 80 % of max-age, well within the cooldown
     v.verify(&sign(&k1, &claims(T0 + 2))).await.unwrap(); // starts the due refresh
-    for _ in 0..100 {
-        if issuer.jwks_fetches() == 2 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    issuer.background_fetches_reach(2).await;
     assert_eq!(
         issuer.jwks_fetches(),
         2,
