@@ -13,25 +13,41 @@ use crate::secrets::VerifierLimits;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issuer(String);
 
+/// A setting that does not validate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The issuer is not an `https://` (or `http://`) URL.
+    #[error("issuer '{0}' must start with https:// (or http://)")]
+    IssuerScheme(String),
+    /// The issuer URL has no host.
+    #[error("issuer '{0}' has no host")]
+    IssuerNoHost(String),
+    /// The issuer URL has a query or fragment.
+    #[error("issuer '{0}' must not have a query or fragment (RFC 8414 §2)")]
+    IssuerQuery(String),
+    /// The issuer URL has spaces or non-ASCII characters.
+    #[error("issuer '{0}' contains spaces or non-ASCII characters")]
+    IssuerCharacters(String),
+    /// The issuer cannot serve as the default token audience.
+    #[error("the issuer is not a valid audience")]
+    IssuerNotAnAudience,
+}
+
 impl Issuer {
     /// Validate an issuer URL.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
         let rest = s
             .strip_prefix("https://")
             .or_else(|| s.strip_prefix("http://"))
-            .ok_or_else(|| format!("issuer '{s}' must start with https:// (or http://)"))?;
+            .ok_or_else(|| ConfigError::IssuerScheme(s.to_owned()))?;
         if rest.is_empty() || rest.starts_with('/') {
-            return Err(format!("issuer '{s}' has no host"));
+            return Err(ConfigError::IssuerNoHost(s.to_owned()));
         }
         if s.contains('?') || s.contains('#') {
-            return Err(format!(
-                "issuer '{s}' must not have a query or fragment (RFC 8414 §2)"
-            ));
+            return Err(ConfigError::IssuerQuery(s.to_owned()));
         }
         if s.bytes().any(|b| !(0x21..=0x7E).contains(&b)) {
-            return Err(format!(
-                "issuer '{s}' contains spaces or non-ASCII characters"
-            ));
+            return Err(ConfigError::IssuerCharacters(s.to_owned()));
         }
         Ok(Self(s.to_owned()))
     }

@@ -1,12 +1,19 @@
-//! Tessera, the token server, as a library: the `tessera` binary parses its command line into a
-//! [`config::ServerConfig`] and calls [`run`], or calls [`admin`] for CLI commands.
+//! Tessera, the token server, as a library. The `tessera` binary parses its command line into a
+//! [`config::ServerConfig`], binds the listener and calls [`run`], or calls the
+//! [`admin::Admin`] service for CLI commands.
 //!
-//! Layout: [`oauth`] holds the protocol rules (no HTTP, no SQL), [`http`] the wire, [`keys`] the
-//! signing keys, [`store`] the data, [`secrets`] client-secret hashing and verification,
-//! [`registry`] the in-memory view of clients and keys a running server serves from.
+//! Layers, each calling only the ones below it:
+//! - adapters: [`http`] (axum extractors and handlers);
+//! - services: [`authority`] (the protocol: authenticate, issue, revoke, introspect) and
+//!   [`admin`] (every admin change with its audit record);
+//! - domain: [`registry`] (the in-memory snapshot), [`keys`] (ring, signer, lifecycle),
+//!   [`secrets`], [`revocations`], [`audit`], [`oauth`] (protocol rules, no HTTP, no SQL);
+//! - storage: [`store`], the only code that speaks SQL.
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod audit;
+pub mod authority;
 pub mod clock;
 pub mod config;
 pub mod http;
@@ -14,21 +21,24 @@ pub mod keys;
 pub mod oauth;
 pub mod random;
 pub mod registry;
+pub mod revocations;
 pub mod secrets;
 pub mod store;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use tokio::net::TcpListener;
 
+use crate::authority::Authority;
 use crate::clock::Clock;
 use crate::config::{Issuer, MasterKeySource, ServerConfig};
+use crate::keys::lifecycle::{self, RotationTiming};
 use crate::keys::MasterKey;
-use crate::oauth::Audience;
 use crate::registry::Registry;
+use crate::revocations::Revocations;
 use crate::secrets::CredentialVerifier;
 use crate::store::Store;
 
@@ -54,121 +64,136 @@ pub async fn open_store(url: &str) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-/// Run the server until `shutdown` resolves. `on_listening` is called with the bound address
-/// once the server accepts connections.
-pub async fn run(
-    config: ServerConfig,
-    on_listening: impl FnOnce(SocketAddr, &Issuer),
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    let master = load_master_key(&config.master_key)?;
-    let store = open_store(&config.database_url).await?;
-    let clock = Clock::system();
-    let verifier = Arc::new(CredentialVerifier::new(config.verifier_limits));
-    let registry = Registry::load(
-        store,
-        master,
-        config.signing_alg,
-        clock.clone(),
-        verifier.clone(),
-    )
-    .await
-    .context("loading clients and signing keys")?;
-    let registry = Arc::new(registry);
-
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    let addr = listener.local_addr().context("reading the bound address")?;
-    let issuer = match config.issuer {
-        Some(i) => i,
-        None => Issuer::parse(&format!("http://{addr}")).map_err(anyhow::Error::msg)?,
-    };
-    let fallback_audience =
-        Audience::parse(issuer.as_str()).context("issuer is not a valid audience")?;
-    let state = http::AppState {
-        registry: registry.clone(),
-        verifier,
-        issuer: issuer.clone(),
-        fallback_audience,
-        jwks_max_age: config.jwks_max_age,
-        clock,
-    };
-    let router = http::router(state, config.max_body_bytes);
-    let refresher = registry.clone().spawn_refresher(config.refresh_interval);
-    let rotator = match config.key_rotation_interval {
-        Some(every) => {
-            let timing = admin::RotationTiming {
-                publish_ahead: i64::from(config.jwks_max_age) + PUBLISH_MARGIN_SECS,
-            };
-            let master = load_master_key(&config.master_key)?;
-            Some(spawn_key_rotation(
-                registry.store().clone(),
-                master,
-                config.signing_alg,
-                every,
-                timing,
-            ))
-        }
-        None => None,
-    };
-    tracing::info!(%addr, %issuer, kid = %registry.key_ring().signer.kid(), "tessera listening");
-    on_listening(addr, &issuer);
-    let limits = http::ServeLimits {
-        max_header_bytes: config.max_header_bytes,
-        header_read_timeout: Duration::from_secs(10),
-        shutdown_grace: config.shutdown_grace,
-    };
-    http::serve(listener, router, limits, shutdown).await;
-    refresher.abort();
-    if let Some(r) = rotator {
-        r.abort();
-    }
-    tracing::info!("tessera stopped");
-    Ok(())
+/// Apply the database's pending migrations (`tessera migrate`).
+pub async fn migrate(url: &str) -> anyhow::Result<()> {
+    open_store(url).await.map(drop)
 }
 
-/// Margin added to the JWKS `max-age` when pre-publishing a new key.
-pub const PUBLISH_MARGIN_SECS: i64 = 60;
+/// The admin service on the database at `url` (migrated first), with `clock`.
+pub async fn open_admin(url: &str, clock: Clock) -> anyhow::Result<admin::Admin> {
+    Ok(admin::Admin::new(open_store(url).await?, clock))
+}
 
-/// Rotate on a schedule: when the active key has been signing for `every`, start a rotation with
-/// the configured algorithm. Every replica may run this; the store's locked rotation (refused
-/// while one is pending) makes sure one rotation happens, not one per replica.
-fn spawn_key_rotation(
+/// A server, loaded and ready to serve: its registry is in memory and its first signing key
+/// exists. [`App::router`] answers requests in-process (tests drive it with
+/// `tower::ServiceExt::oneshot`); [`App::serve`] runs it on a listener.
+pub struct App {
+    config: ServerConfig,
+    authority: Arc<Authority>,
+    registry: Arc<Registry>,
     store: Store,
-    master: MasterKey,
-    alg: keys::Alg,
-    every: Duration,
-    timing: admin::RotationTiming,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let check = (every / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
-        let every = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
-        loop {
-            tokio::time::sleep(check).await;
-            let now = Clock::system().now();
-            let Ok(stored) = store.load_keys().await else {
-                continue;
-            };
-            let due = keys::active_key(&stored, now).is_some_and(|k| now - k.activates_at >= every);
-            let pending = stored
-                .iter()
-                .any(|k| k.is_published(now) && k.activates_at > now);
-            if due && !pending {
-                // Recorded as `keys.rotate_scheduled`, in the rotation's transaction.
-                if let Err(e) = admin::rotate_signing_key(
-                    &store,
-                    &master,
-                    &admin::Actor::server(),
-                    alg,
-                    timing,
-                    now,
-                )
-                .await
-                {
-                    tracing::debug!(error = %e, "scheduled rotation not started");
-                }
-            }
+    clock: Clock,
+}
+
+impl App {
+    /// Open the database, load clients and keys (generating the first key if there is none) and
+    /// build the services, with `issuer` and `clock`.
+    pub async fn load(config: ServerConfig, issuer: Issuer, clock: Clock) -> anyhow::Result<App> {
+        let master = load_master_key(&config.master_key)?;
+        let store = open_store(&config.database_url).await?;
+        let credentials = Arc::new(CredentialVerifier::new(config.verifier_limits));
+        let registry = Registry::load(
+            store.clone(),
+            master,
+            config.signing_alg,
+            clock.clone(),
+            credentials.clone(),
+        )
+        .await
+        .context("loading clients and signing keys")?;
+        let registry = Arc::new(registry);
+        let authority = Authority::new(
+            registry.clone(),
+            credentials,
+            Revocations::new(store.clone()),
+            clock.clone(),
+            issuer,
+        )?;
+        Ok(App {
+            config,
+            authority: Arc::new(authority),
+            registry,
+            store,
+            clock,
+        })
+    }
+
+    /// The protocol service.
+    pub fn authority(&self) -> &Arc<Authority> {
+        &self.authority
+    }
+
+    /// Every endpoint, as one router.
+    pub fn router(&self) -> axum::Router {
+        let state = http::AppState {
+            authority: self.authority.clone(),
+            jwks_max_age: self.config.jwks_max_age,
+        };
+        http::router(state, self.config.max_body_bytes)
+    }
+
+    /// Serve on `listener` until `shutdown` resolves, refreshing the registry in the background
+    /// and rotating keys on the configured schedule; then drain in-flight requests.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let router = self.router();
+        let refresher = self
+            .registry
+            .clone()
+            .spawn_refresher(self.config.refresh_interval);
+        let rotator = match self.config.key_rotation_interval {
+            Some(every) => Some(lifecycle::spawn_schedule(
+                self.store.clone(),
+                load_master_key(&self.config.master_key)?,
+                self.config.signing_alg,
+                every,
+                RotationTiming::for_jwks_max_age(self.config.jwks_max_age),
+                self.clock.clone(),
+            )),
+            None => None,
+        };
+        let addr = listener.local_addr().context("reading the bound address")?;
+        tracing::info!(%addr, issuer = %self.authority.issuer(), kid = %self.registry.key_ring().signer.kid(), "tessera listening");
+        let limits = http::ServeLimits {
+            max_header_bytes: self.config.max_header_bytes,
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: self.config.shutdown_grace,
+        };
+        http::serve(listener, router, limits, shutdown).await;
+        refresher.abort();
+        if let Some(r) = rotator {
+            r.abort();
         }
-    })
+        tracing::info!("tessera stopped");
+        Ok(())
+    }
+}
+
+/// The issuer for a server bound to `listener`: the configured one, or `http://<bound address>`.
+pub fn issuer_for(config: &ServerConfig, listener: &TcpListener) -> anyhow::Result<Issuer> {
+    match &config.issuer {
+        Some(i) => Ok(i.clone()),
+        None => {
+            let addr = listener.local_addr().context("reading the bound address")?;
+            Ok(Issuer::parse(&format!("http://{addr}"))?)
+        }
+    }
+}
+
+/// Run the server on `listener` with `clock` until `shutdown` resolves (mini-redis'
+/// `server::run`): [`App::load`], then [`App::serve`].
+pub async fn run(
+    config: ServerConfig,
+    listener: TcpListener,
+    clock: Clock,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let issuer = issuer_for(&config, &listener)?;
+    App::load(config, issuer, clock)
+        .await?
+        .serve(listener, shutdown)
+        .await
 }

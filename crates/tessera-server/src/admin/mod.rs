@@ -1,12 +1,17 @@
-//! What the admin CLI does, as typed operations on the store. The binary only parses arguments
-//! and prints results.
+//! The admin service: every operation an operator performs (the CLI today, the admin HTTP API
+//! next) as one typed call that validates its input, makes the change, and writes the change's
+//! audit record in the same transaction. Adapters only parse their input and print or serialise
+//! the result.
 
 use serde::Serialize;
 
-use crate::keys::{self, Alg, Kid, MasterKey, StoredKey};
+use crate::audit::{announce, Actor};
+use crate::clock::Clock;
+use crate::keys::lifecycle::{self, LifecycleError, RotationTiming};
+use crate::keys::{self, Alg, KeyState, MasterKey};
 use crate::oauth::{Audience, Client, ClientId, ScopeSet, SecretId, StoredSecret};
 use crate::secrets::{ClientSecret, SecretHash};
-use crate::store::{AuditEvent, ClientUpdate, NewClient, Rotation, Store};
+use crate::store::{AuditEvent, ClientUpdate, NewClient, Store};
 
 /// Longest token lifetime a client may have: one day. Short-lived tokens are the point.
 pub const MAX_TOKEN_TTL: u32 = 86_400;
@@ -102,6 +107,12 @@ pub enum AdminError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// Hashing a new secret failed.
+    #[error("hashing the new secret failed")]
+    Hash,
+    /// A signing-key operation failed.
+    #[error(transparent)]
+    Keys(#[from] LifecycleError),
 }
 
 fn parse_name(name: &str) -> Result<String, AdminError> {
@@ -148,65 +159,6 @@ fn parse_id(id: &str) -> Result<ClientId, AdminError> {
     ClientId::parse(id).ok_or_else(|| AdminError::NotFound(id.to_owned()))
 }
 
-/// Register a client; returns it and its secret, the only time the secret exists in plain text.
-/// The client, its secret and the audit record are written in one transaction.
-pub async fn create_client(
-    store: &Store,
-    by: &Actor,
-    input: CreateClient,
-    now: i64,
-) -> Result<(ClientView, ClientSecret), AdminError> {
-    let secret = ClientSecret::generate();
-    let hash = SecretHash::create(&secret)
-        .map_err(|e| AdminError::Invalid(format!("hashing failed: {e}")))?;
-    let new = NewClient {
-        id: ClientId::generate(),
-        name: parse_name(&input.name)?,
-        scopes: parse_scopes(&input.scopes)?,
-        audiences: parse_audiences(&input.audiences)?,
-        token_ttl: parse_ttl(input.token_ttl.unwrap_or(300))?,
-        expires_at: future(input.expires_at, now)?,
-        secret: StoredSecret {
-            id: SecretId::generate(),
-            hash,
-            created_at: now,
-            expires_at: None,
-            revoked_at: None,
-        },
-    };
-    let detail = serde_json::json!({"name": new.name, "scopes": new.scopes.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-        "audiences": new.audiences.iter().map(|a| a.to_string()).collect::<Vec<_>>(), "token_ttl": new.token_ttl,
-        "expires_at": new.expires_at, "secret_id": new.secret.id.0});
-    let audit = by.record("client.create", Some(&new.id), detail, now);
-    store.create_client(&new, now, &audit).await?;
-    announce(&audit);
-    let client = store
-        .get_client(&new.id)
-        .await?
-        .ok_or_else(|| AdminError::NotFound(new.id.to_string()))?;
-    Ok((ClientView::from(&client), secret))
-}
-
-/// Every client.
-pub async fn list_clients(store: &Store) -> Result<Vec<ClientView>, AdminError> {
-    Ok(store
-        .load_clients()
-        .await?
-        .iter()
-        .map(ClientView::from)
-        .collect())
-}
-
-/// One client.
-pub async fn show_client(store: &Store, id: &str) -> Result<ClientView, AdminError> {
-    let id = parse_id(id)?;
-    let c = store
-        .get_client(&id)
-        .await?
-        .ok_or_else(|| AdminError::NotFound(id.to_string()))?;
-    Ok(ClientView::from(&c))
-}
-
 /// Input for `client update`; `None` keeps a field, lists replace.
 #[derive(Debug, Clone, Default)]
 pub struct UpdateClient {
@@ -224,118 +176,7 @@ pub struct UpdateClient {
     pub expires_at: Option<Option<i64>>,
 }
 
-/// Change a client (`client update`).
-pub async fn update_client(
-    store: &Store,
-    by: &Actor,
-    id: &str,
-    input: UpdateClient,
-    now: i64,
-) -> Result<ClientView, AdminError> {
-    change_client(store, by, "client.update", id, input, now).await
-}
-
-/// Enable or disable a client (`client enable|disable`).
-pub async fn set_enabled(
-    store: &Store,
-    by: &Actor,
-    id: &str,
-    enabled: bool,
-    now: i64,
-) -> Result<ClientView, AdminError> {
-    let action = if enabled {
-        "client.enable"
-    } else {
-        "client.disable"
-    };
-    let input = UpdateClient {
-        enabled: Some(enabled),
-        ..Default::default()
-    };
-    change_client(store, by, action, id, input, now).await
-}
-
-/// Apply `input` to a client and record it as `action`; the audit detail is the change.
-async fn change_client(
-    store: &Store,
-    by: &Actor,
-    action: &str,
-    id: &str,
-    input: UpdateClient,
-    now: i64,
-) -> Result<ClientView, AdminError> {
-    let id = parse_id(id)?;
-    let update = ClientUpdate {
-        name: input.name.as_deref().map(parse_name).transpose()?,
-        scopes: input.scopes.as_deref().map(parse_scopes).transpose()?,
-        audiences: input
-            .audiences
-            .as_deref()
-            .map(parse_audiences)
-            .transpose()?,
-        token_ttl: input.token_ttl.map(parse_ttl).transpose()?,
-        enabled: input.enabled,
-        expires_at: match input.expires_at {
-            Some(Some(t)) => Some(future(Some(t), now)?),
-            other => other,
-        },
-    };
-    let mut detail = serde_json::Map::new();
-    if let Some(n) = &update.name {
-        detail.insert("name".into(), n.as_str().into());
-    }
-    if let Some(s) = &update.scopes {
-        detail.insert("scopes".into(), s.iter().map(|s| s.to_string()).collect());
-    }
-    if let Some(a) = &update.audiences {
-        detail.insert(
-            "audiences".into(),
-            a.iter().map(|a| a.to_string()).collect(),
-        );
-    }
-    if let Some(t) = update.token_ttl {
-        detail.insert("token_ttl".into(), t.into());
-    }
-    if let Some(e) = update.enabled {
-        detail.insert("enabled".into(), e.into());
-    }
-    if let Some(e) = update.expires_at {
-        detail.insert("expires_at".into(), e.into());
-    }
-    let audit = by.record(action, Some(&id), detail.into(), now);
-    if !store.update_client(&id, &update, now, &audit).await? {
-        return Err(AdminError::NotFound(id.to_string()));
-    }
-    announce(&audit);
-    show_client(store, id.as_str()).await
-}
-
-/// Delete a client and its secrets.
-pub async fn delete_client(
-    store: &Store,
-    by: &Actor,
-    id: &str,
-    now: i64,
-) -> Result<(), AdminError> {
-    let id = parse_id(id)?;
-    let audit = by.record("client.delete", Some(&id), serde_json::json!({}), now);
-    if !store.delete_client(&id, &audit).await? {
-        return Err(AdminError::NotFound(id.to_string()));
-    }
-    announce(&audit);
-    Ok(())
-}
-
-fn future(t: Option<i64>, now: i64) -> Result<Option<i64>, AdminError> {
-    match t {
-        Some(t) if t <= now => Err(AdminError::Invalid(
-            "--expires-at must be in the future".into(),
-        )),
-        other => Ok(other),
-    }
-}
-
-/// A secret just created by [`rotate_secret`]: shown once.
+/// A secret just created by [`Admin::rotate_secret`]: shown once.
 #[derive(Debug)]
 pub struct NewSecret {
     /// Its id.
@@ -348,71 +189,6 @@ pub struct NewSecret {
     pub previous_expire_at: i64,
 }
 
-/// Give a client a new secret. Its other secrets keep working for `grace_secs` (0: they stop at
-/// once), so callers can be moved over without a failed request.
-pub async fn rotate_secret(
-    store: &Store,
-    by: &Actor,
-    id: &str,
-    grace_secs: u64,
-    expires_at: Option<i64>,
-    now: i64,
-) -> Result<NewSecret, AdminError> {
-    let id = parse_id(id)?;
-    let expires_at = future(expires_at, now)?;
-    let secret = ClientSecret::generate();
-    let hash = SecretHash::create(&secret)
-        .map_err(|e| AdminError::Invalid(format!("hashing failed: {e}")))?;
-    let stored = StoredSecret {
-        id: SecretId::generate(),
-        hash,
-        created_at: now,
-        expires_at,
-        revoked_at: None,
-    };
-    let previous_expire_at = now.saturating_add(i64::try_from(grace_secs).unwrap_or(i64::MAX));
-    let detail = serde_json::json!({"secret_id": stored.id.0, "grace_secs": grace_secs, "expires_at": expires_at,
-        "previous_secrets_expire_at": previous_expire_at});
-    let audit = by.record("client.rotate_secret", Some(&id), detail, now);
-    if !store
-        .add_secret(&id, &stored, Some(previous_expire_at), now, &audit)
-        .await?
-    {
-        return Err(AdminError::NotFound(id.to_string()));
-    }
-    announce(&audit);
-    Ok(NewSecret {
-        id: stored.id.0,
-        secret,
-        expires_at,
-        previous_expire_at,
-    })
-}
-
-/// End one secret at once.
-pub async fn revoke_secret(
-    store: &Store,
-    by: &Actor,
-    id: &str,
-    secret_id: &str,
-    now: i64,
-) -> Result<(), AdminError> {
-    let id = parse_id(id)?;
-    let audit = by.record(
-        "client.revoke_secret",
-        Some(&id),
-        serde_json::json!({"secret_id": secret_id}),
-        now,
-    );
-    if !store.revoke_secret(&id, secret_id, now, &audit).await? {
-        return Err(AdminError::Invalid(format!(
-            "client '{id}' has no unrevoked secret '{secret_id}'"
-        )));
-    }
-    announce(&audit);
-    Ok(())
-}
-
 /// A signing key as `keys list` shows it (never the private key).
 #[derive(Debug, Serialize)]
 pub struct KeyView {
@@ -420,53 +196,39 @@ pub struct KeyView {
     pub kid: String,
     /// Algorithm.
     pub alg: String,
-    /// `pending` (published, not signing yet), `active`, `retiring` (published, no longer
-    /// signing), `retired`.
-    pub state: &'static str,
+    /// Where the key is in its life.
+    pub state: KeyState,
     /// Published from.
     pub created_at: i64,
     /// Signs from.
     pub activates_at: i64,
     /// Unpublished from.
     pub retires_at: Option<i64>,
-    /// `sealed` (held encrypted under the master key) or `erased` (retired keys).
-    pub private_key_state: &'static str,
+    /// Whether the private key is still held (sealed) or erased (retired keys).
+    pub private_key_state: PrivateKeyState,
 }
 
-/// Every signing key with its state at `now`.
-pub async fn list_keys(store: &Store, now: i64) -> Result<Vec<KeyView>, AdminError> {
-    let stored = store.load_keys().await?;
-    let active = keys::active_key(&stored, now).map(|k| k.kid.clone());
-    Ok(stored
-        .iter()
-        .map(|k| KeyView {
-            kid: k.kid.0.clone(),
-            alg: k.alg.as_str().into(),
-            state: k.state(now, active.as_ref()),
-            created_at: k.created_at,
-            activates_at: k.activates_at,
-            retires_at: k.retires_at,
-            private_key_state: if k.private_key_erased() {
-                "erased"
-            } else {
-                "sealed"
-            },
-        })
-        .collect())
+/// Whether a key's private half is still held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrivateKeyState {
+    /// Held, encrypted under the master key.
+    Sealed,
+    /// Overwritten with nothing (retired keys).
+    Erased,
 }
 
-/// Clock skew allowed to verifiers, added to every retirement time.
-pub const VERIFIER_LEEWAY_SECS: i64 = 60;
-
-/// How a rotation is timed.
-#[derive(Debug, Clone, Copy)]
-pub struct RotationTiming {
-    /// Seconds the new key is published before it signs: at least the JWKS `max-age` the servers
-    /// advertise plus a margin, so every verifier's cache has it before any token uses it.
-    pub publish_ahead: i64,
+impl PrivateKeyState {
+    /// The name `keys list` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sealed => "sealed",
+            Self::Erased => "erased",
+        }
+    }
 }
 
-/// What [`rotate_signing_key`] did.
+/// What [`Admin::rotate_signing_key`] did.
 #[derive(Debug)]
 pub struct RotationPlan {
     /// The new key.
@@ -475,129 +237,308 @@ pub struct RotationPlan {
     pub previous_retire_at: i64,
 }
 
-/// Start a rotation: generate a key for `alg`, publish it now, let it sign after
-/// `timing.publish_ahead`, and retire the current key once every token it can still sign has
-/// expired (activation + the longest client token lifetime + leeway). The schedule is stored in
-/// the database, so every replica switches at the same moment.
-pub async fn rotate_signing_key(
-    store: &Store,
-    master: &MasterKey,
-    by: &Actor,
-    alg: Alg,
-    timing: RotationTiming,
-    now: i64,
-) -> Result<RotationPlan, AdminError> {
-    erase_retired_keys(store, now).await?;
-    let generated = keys::generate(alg).map_err(|e| AdminError::Invalid(e.to_string()))?;
-    // Strictly after the current key's activation: keys are ordered by activation time (whole
-    // seconds), so a tie would leave the choice of signer to kid order.
-    let current = store.load_keys().await?;
-    let after_current = keys::active_key(&current, now).map_or(i64::MIN, |k| k.activates_at + 1);
-    let activates_at = (now + timing.publish_ahead.max(0)).max(after_current);
-    let longest = store
-        .load_clients()
-        .await?
-        .iter()
-        .map(|c| i64::from(c.token_ttl))
-        .max()
-        .unwrap_or(300)
-        .max(300);
-    let retire_at = activates_at + longest + VERIFIER_LEEWAY_SECS;
-    let key = StoredKey {
-        sealed_private_key: master
-            .encrypt(&generated.kid.0, &generated.pkcs8)
-            .map_err(|e| AdminError::Invalid(e.to_string()))?,
-        kid: generated.kid,
-        alg,
-        public_jwk: generated.public_jwk,
-        created_at: now,
-        activates_at,
-        retires_at: None,
-    };
-    // Recorded as scheduled when the server rotates on its own.
-    let action = if by.is_server() {
-        "keys.rotate_scheduled"
-    } else {
-        "keys.rotate"
-    };
-    let detail = serde_json::json!({"kid": key.kid.0, "alg": alg.as_str(), "activates_at": activates_at,
-        "previous_retire_at": retire_at});
-    let audit = by.record(action, None, detail, now);
-    match store.rotate_key(&key, retire_at, now, &audit).await? {
-        Rotation::Scheduled { retires_at } => {
-            announce(&audit);
-            Ok(RotationPlan {
-                new: KeyView {
-                    kid: key.kid.0.clone(),
-                    alg: alg.as_str().into(),
-                    state: "pending",
-                    created_at: now,
-                    activates_at,
-                    retires_at: None,
-                    private_key_state: "sealed",
-                },
-                previous_retire_at: retires_at,
-            })
-        }
-        Rotation::AlreadyPending(Kid(kid)) => Err(AdminError::Invalid(format!(
-            "a rotation is already under way: key {kid} is published and not yet signing"
-        ))),
-    }
-}
-
-/// Erase the private keys of keys retired by `now` (see
-/// [`Store::erase_retired_private_keys`]), logging how many.
-pub async fn erase_retired_keys(store: &Store, now: i64) -> Result<u64, AdminError> {
-    let n = store.erase_retired_private_keys(now).await?;
-    if n > 0 {
-        tracing::info!(erased = n, "private keys of retired signing keys erased");
-    }
-    Ok(n)
-}
-
-/// Who makes a change, as its audit record names them.
+/// The admin service. See the module documentation.
 #[derive(Debug, Clone)]
-pub struct Actor(String);
+pub struct Admin {
+    /// The database every change goes to.
+    store: Store,
+    /// Time, for `created_at`, expiries and audit records.
+    clock: Clock,
+}
 
-impl Actor {
-    /// The OS user running this process (`USER`, else `LOGNAME`): the CLI's operator.
-    pub fn os_user() -> Self {
-        Self(
-            std::env::var("USER")
-                .or_else(|_| std::env::var("LOGNAME"))
-                .unwrap_or_else(|_| "unknown".into()),
-        )
+impl Admin {
+    /// The service over an open (migrated) store.
+    pub fn new(store: Store, clock: Clock) -> Self {
+        Self { store, clock }
     }
 
-    /// The server's own scheduled work.
-    pub fn server() -> Self {
-        Self("tessera-server".into())
-    }
-
-    fn is_server(&self) -> bool {
-        self.0 == "tessera-server"
-    }
-
-    /// The audit record of `action` by this actor. `detail` must never hold a secret or a token.
-    fn record(
+    /// Register a client; returns it and its secret, the only time the secret exists in plain
+    /// text. The client, its secret and the audit record are written in one transaction.
+    pub async fn create_client(
         &self,
+        by: &Actor,
+        input: CreateClient,
+    ) -> Result<(ClientView, ClientSecret), AdminError> {
+        let now = self.clock.now();
+        let (secret, stored) = new_secret(now, None)?;
+        let new = NewClient {
+            id: ClientId::generate(),
+            name: parse_name(&input.name)?,
+            scopes: parse_scopes(&input.scopes)?,
+            audiences: parse_audiences(&input.audiences)?,
+            token_ttl: parse_ttl(input.token_ttl.unwrap_or(300))?,
+            expires_at: future(input.expires_at, now)?,
+            secret: stored,
+        };
+        let detail = serde_json::json!({"name": new.name, "scopes": new.scopes.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "audiences": new.audiences.iter().map(|a| a.to_string()).collect::<Vec<_>>(), "token_ttl": new.token_ttl,
+            "expires_at": new.expires_at, "secret_id": new.secret.id.0});
+        let audit = by.record("client.create", Some(&new.id), detail, now);
+        self.store.create_client(&new, now, &audit).await?;
+        announce(&audit);
+        let view = self.show_client(new.id.as_str()).await?;
+        Ok((view, secret))
+    }
+
+    /// Every client.
+    pub async fn list_clients(&self) -> Result<Vec<ClientView>, AdminError> {
+        Ok(self
+            .store
+            .load_clients()
+            .await?
+            .iter()
+            .map(ClientView::from)
+            .collect())
+    }
+
+    /// One client.
+    pub async fn show_client(&self, id: &str) -> Result<ClientView, AdminError> {
+        let id = parse_id(id)?;
+        let c = self
+            .store
+            .get_client(&id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(id.to_string()))?;
+        Ok(ClientView::from(&c))
+    }
+
+    /// Change a client (`client update`).
+    pub async fn update_client(
+        &self,
+        by: &Actor,
+        id: &str,
+        input: UpdateClient,
+    ) -> Result<ClientView, AdminError> {
+        self.change_client(by, "client.update", id, input).await
+    }
+
+    /// Enable or disable a client (`client enable|disable`).
+    pub async fn set_enabled(
+        &self,
+        by: &Actor,
+        id: &str,
+        enabled: bool,
+    ) -> Result<ClientView, AdminError> {
+        let action = if enabled {
+            "client.enable"
+        } else {
+            "client.disable"
+        };
+        let input = UpdateClient {
+            enabled: Some(enabled),
+            ..Default::default()
+        };
+        self.change_client(by, action, id, input).await
+    }
+
+    /// Apply `input` to a client and record it as `action`; the audit detail is the change.
+    async fn change_client(
+        &self,
+        by: &Actor,
         action: &str,
-        client_id: Option<&ClientId>,
-        detail: serde_json::Value,
-        now: i64,
-    ) -> AuditEvent {
-        AuditEvent {
-            at: now,
-            actor: self.0.clone(),
-            action: action.to_owned(),
-            client_id: client_id.map(ToString::to_string),
-            detail,
+        id: &str,
+        input: UpdateClient,
+    ) -> Result<ClientView, AdminError> {
+        let now = self.clock.now();
+        let id = parse_id(id)?;
+        let update = ClientUpdate {
+            name: input.name.as_deref().map(parse_name).transpose()?,
+            scopes: input.scopes.as_deref().map(parse_scopes).transpose()?,
+            audiences: input
+                .audiences
+                .as_deref()
+                .map(parse_audiences)
+                .transpose()?,
+            token_ttl: input.token_ttl.map(parse_ttl).transpose()?,
+            enabled: input.enabled,
+            expires_at: match input.expires_at {
+                Some(Some(t)) => Some(future(Some(t), now)?),
+                other => other,
+            },
+        };
+        let mut detail = serde_json::Map::new();
+        if let Some(n) = &update.name {
+            detail.insert("name".into(), n.as_str().into());
         }
+        if let Some(s) = &update.scopes {
+            detail.insert("scopes".into(), s.iter().map(|s| s.to_string()).collect());
+        }
+        if let Some(a) = &update.audiences {
+            detail.insert(
+                "audiences".into(),
+                a.iter().map(|a| a.to_string()).collect(),
+            );
+        }
+        if let Some(t) = update.token_ttl {
+            detail.insert("token_ttl".into(), t.into());
+        }
+        if let Some(e) = update.enabled {
+            detail.insert("enabled".into(), e.into());
+        }
+        if let Some(e) = update.expires_at {
+            detail.insert("expires_at".into(), e.into());
+        }
+        let audit = by.record(action, Some(&id), detail.into(), now);
+        if !self.store.update_client(&id, &update, now, &audit).await? {
+            return Err(AdminError::NotFound(id.to_string()));
+        }
+        announce(&audit);
+        self.show_client(id.as_str()).await
+    }
+
+    /// Delete a client and its secrets.
+    pub async fn delete_client(&self, by: &Actor, id: &str) -> Result<(), AdminError> {
+        let now = self.clock.now();
+        let id = parse_id(id)?;
+        let audit = by.record("client.delete", Some(&id), serde_json::json!({}), now);
+        if !self.store.delete_client(&id, &audit).await? {
+            return Err(AdminError::NotFound(id.to_string()));
+        }
+        announce(&audit);
+        Ok(())
+    }
+
+    /// Give a client a new secret. Its other secrets keep working for `grace_secs` (0: they stop
+    /// at once), so callers can be moved over without a failed request.
+    pub async fn rotate_secret(
+        &self,
+        by: &Actor,
+        id: &str,
+        grace_secs: u64,
+        expires_at: Option<i64>,
+    ) -> Result<NewSecret, AdminError> {
+        let now = self.clock.now();
+        let id = parse_id(id)?;
+        let expires_at = future(expires_at, now)?;
+        let (secret, stored) = new_secret(now, expires_at)?;
+        let previous_expire_at = now.saturating_add(i64::try_from(grace_secs).unwrap_or(i64::MAX));
+        let detail = serde_json::json!({"secret_id": stored.id.0, "grace_secs": grace_secs, "expires_at": expires_at,
+            "previous_secrets_expire_at": previous_expire_at});
+        let audit = by.record("client.rotate_secret", Some(&id), detail, now);
+        if !self
+            .store
+            .add_secret(&id, &stored, Some(previous_expire_at), now, &audit)
+            .await?
+        {
+            return Err(AdminError::NotFound(id.to_string()));
+        }
+        announce(&audit);
+        Ok(NewSecret {
+            id: stored.id.0,
+            secret,
+            expires_at,
+            previous_expire_at,
+        })
+    }
+
+    /// End one secret at once.
+    pub async fn revoke_secret(
+        &self,
+        by: &Actor,
+        id: &str,
+        secret_id: &str,
+    ) -> Result<(), AdminError> {
+        let now = self.clock.now();
+        let id = parse_id(id)?;
+        let audit = by.record(
+            "client.revoke_secret",
+            Some(&id),
+            serde_json::json!({"secret_id": secret_id}),
+            now,
+        );
+        if !self
+            .store
+            .revoke_secret(&id, secret_id, now, &audit)
+            .await?
+        {
+            return Err(AdminError::Invalid(format!(
+                "client '{id}' has no unrevoked secret '{secret_id}'"
+            )));
+        }
+        announce(&audit);
+        Ok(())
+    }
+
+    /// Every signing key with its state now.
+    pub async fn list_keys(&self) -> Result<Vec<KeyView>, AdminError> {
+        let now = self.clock.now();
+        let stored = self.store.load_keys().await?;
+        let active = keys::active_key(&stored, now).map(|k| k.kid.clone());
+        Ok(stored
+            .iter()
+            .map(|k| KeyView {
+                kid: k.kid.0.clone(),
+                alg: k.alg.as_str().into(),
+                state: k.state(now, active.as_ref()),
+                created_at: k.created_at,
+                activates_at: k.activates_at,
+                retires_at: k.retires_at,
+                private_key_state: if k.private_key_erased() {
+                    PrivateKeyState::Erased
+                } else {
+                    PrivateKeyState::Sealed
+                },
+            })
+            .collect())
+    }
+
+    /// Start a rotation (see [`lifecycle::rotate`]).
+    pub async fn rotate_signing_key(
+        &self,
+        by: &Actor,
+        master: &MasterKey,
+        alg: Alg,
+        timing: RotationTiming,
+    ) -> Result<RotationPlan, AdminError> {
+        let now = self.clock.now();
+        let rotated = lifecycle::rotate(&self.store, master, by, alg, timing, now).await?;
+        Ok(RotationPlan {
+            new: KeyView {
+                kid: rotated.key.kid.0.clone(),
+                alg: alg.as_str().into(),
+                state: KeyState::Pending,
+                created_at: rotated.key.created_at,
+                activates_at: rotated.key.activates_at,
+                retires_at: None,
+                private_key_state: PrivateKeyState::Sealed,
+            },
+            previous_retire_at: rotated.previous_retire_at,
+        })
+    }
+
+    /// Admin changes, oldest first, optionally for one client, from `since` (unix seconds).
+    pub async fn list_audit(
+        &self,
+        client: Option<&str>,
+        since: i64,
+    ) -> Result<Vec<AuditEvent>, AdminError> {
+        Ok(self.store.list_audit(client, since).await?)
     }
 }
 
-/// Emit a committed change as a `tessera::audit` event (its row was written with the change).
-fn announce(e: &AuditEvent) {
-    tracing::info!(target: "tessera::audit", event = "admin_change", actor = %e.actor, action = %e.action,
-        client_id = e.client_id.as_deref().unwrap_or_default(), detail = %e.detail, "admin change");
+/// A fresh secret and its stored form (argon2id hash), created at `now`: the one place secrets
+/// are made.
+fn new_secret(
+    now: i64,
+    expires_at: Option<i64>,
+) -> Result<(ClientSecret, StoredSecret), AdminError> {
+    let secret = ClientSecret::generate();
+    let hash = SecretHash::create(&secret).map_err(|_| AdminError::Hash)?;
+    let stored = StoredSecret {
+        id: SecretId::generate(),
+        hash,
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+    };
+    Ok((secret, stored))
+}
+
+fn future(t: Option<i64>, now: i64) -> Result<Option<i64>, AdminError> {
+    match t {
+        Some(t) if t <= now => Err(AdminError::Invalid(
+            "--expires-at must be in the future".into(),
+        )),
+        other => Ok(other),
+    }
 }

@@ -8,20 +8,22 @@ use super::AppState;
 use crate::oauth::AuthMethod;
 
 pub(super) async fn metadata(State(app): State<AppState>) -> Response {
-    let ring = app.registry.key_ring();
+    let ring = app.authority.key_ring();
+    let issuer = app.authority.issuer();
     let algs: Vec<&str> = ring.algs.iter().map(|a| a.as_str()).collect();
     let scopes: Vec<String> = app
-        .registry
+        .authority
+        .registry()
         .scopes_supported()
         .iter()
         .map(|s| s.to_string())
         .collect();
     let doc = serde_json::json!({
-        "issuer": app.issuer.as_str(),
-        "token_endpoint": app.issuer.endpoint("/oauth/token"),
-        "jwks_uri": app.issuer.endpoint("/jwks.json"),
-        "revocation_endpoint": app.issuer.endpoint("/oauth/revoke"),
-        "introspection_endpoint": app.issuer.endpoint("/oauth/introspect"),
+        "issuer": issuer.as_str(),
+        "token_endpoint": issuer.endpoint("/oauth/token"),
+        "jwks_uri": issuer.endpoint("/jwks.json"),
+        "revocation_endpoint": issuer.endpoint("/oauth/revoke"),
+        "introspection_endpoint": issuer.endpoint("/oauth/introspect"),
         "revocation_endpoint_auth_methods_supported": [
             AuthMethod::ClientSecretBasic.as_str(),
             AuthMethod::ClientSecretPost.as_str(),

@@ -39,10 +39,8 @@ impl IntoResponse for ApiError {
             "error": self.error.code.as_str(),
             "error_description": self.error.description,
         });
-        let mut resp = (self.status, axum::Json(body)).into_response();
+        let mut resp = super::no_store((self.status, axum::Json(body)).into_response());
         let h = resp.headers_mut();
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if self.status == StatusCode::UNAUTHORIZED && self.error.basic_challenge {
             h.insert(
                 header::WWW_AUTHENTICATE,

@@ -20,16 +20,19 @@ pub(super) async fn healthz() -> Response {
 /// Ready: the database answers within a second and a signing key is loaded (the registry cannot
 /// exist without one).
 pub(super) async fn readyz(State(app): State<AppState>) -> Response {
-    match app.registry.store().ping(Duration::from_secs(1)).await {
-        Ok(()) => (
+    if app.authority.ready(Duration::from_secs(1)).await {
+        (
             StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ready", "signing_kid": app.registry.key_ring().signer.kid().0})),
+            axum::Json(serde_json::json!({"status": "ready", "signing_kid": app.authority.key_ring().signer.kid().0})),
         )
-            .into_response(),
-        Err(_) => (
+            .into_response()
+    } else {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "not ready", "reason": "database unreachable"})),
+            axum::Json(
+                serde_json::json!({"status": "not ready", "reason": "database unreachable"}),
+            ),
         )
-            .into_response(),
+            .into_response()
     }
 }

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 
 pub(super) async fn jwks(State(app): State<AppState>) -> Response {
-    let ring = app.registry.key_ring();
+    let ring = app.authority.key_ring();
     let cache = HeaderValue::from_str(&format!("public, max-age={}", app.jwks_max_age))
         .unwrap_or(HeaderValue::from_static("public, max-age=300"));
     (

@@ -1,9 +1,10 @@
-//! The HTTP surface: axum routes, the RFC 6749 error responses, and the listener. Knows nothing
-//! about SQL; protocol decisions are delegated to `oauth/`.
+//! The HTTP surface: thin adapters over the protocol service ([`crate::authority`]). Extractors
+//! parse a request once ([`extract`]); each handler makes one call into the service and maps its
+//! result to a response, its error to the one [`ApiError`]. Knows nothing about SQL.
 
-mod client_auth;
 mod discovery;
 mod error;
+mod extract;
 mod health;
 mod jwks;
 mod revocation;
@@ -13,14 +14,12 @@ mod token;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::clock::Clock;
-use crate::config::Issuer;
-use crate::oauth::Audience;
-use crate::registry::Registry;
-use crate::secrets::CredentialVerifier;
+use crate::authority::Authority;
 
 pub use error::ApiError;
 pub use serve::{serve, ServeLimits};
@@ -29,50 +28,13 @@ pub use serve::{serve, ServeLimits};
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub std::net::SocketAddr);
 
-/// Where a request came from, for audit events: the peer address and the caller's optional
-/// `X-Service-Name` (free text from the client, logged as given, cut to 64 characters).
-#[derive(Debug, Clone, Default)]
-pub struct Origin {
-    /// Peer address, when known.
-    pub source: Option<std::net::SocketAddr>,
-    /// `X-Service-Name`.
-    pub service: Option<String>,
-}
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Origin {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        let service = parts
-            .headers
-            .get("x-service-name")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().filter(|c| !c.is_control()).take(64).collect());
-        Ok(Origin {
-            source: parts.extensions.get::<Peer>().map(|p| p.0),
-            service,
-        })
-    }
-}
-
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    /// Clients and keys.
-    pub registry: Arc<Registry>,
-    /// Secret verification with its cache.
-    pub verifier: Arc<CredentialVerifier>,
-    /// The issuer.
-    pub issuer: Issuer,
-    /// `aud` for clients with no audiences registered: the issuer.
-    pub fallback_audience: Audience,
+    /// The protocol service.
+    pub authority: Arc<Authority>,
     /// `Cache-Control: max-age` for the JWKS.
     pub jwks_max_age: u32,
-    /// Time.
-    pub clock: Clock,
 }
 
 /// The router with every endpoint, with the body limit applied.
@@ -104,4 +66,13 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1): on every response that
+/// carries a token or an error.
+pub(crate) fn no_store(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
 }

@@ -1,6 +1,7 @@
 //! Signing keys: generation, JWK publication, JWS signing, and encryption at rest.
 
 mod jwk;
+pub mod lifecycle;
 mod master;
 mod ring;
 mod signer;
@@ -10,7 +11,7 @@ use std::str::FromStr;
 
 pub use jwk::{jwk_thumbprint, Jwk};
 pub use master::{MasterKey, MasterKeyError};
-pub use ring::{active_key, KeyRing, KeyRingError, StoredKey};
+pub use ring::{active_key, KeyRing, KeyRingError, KeyState, StoredKey};
 pub use signer::{SignError, Signer};
 
 /// The signing algorithms Tessera issues tokens with (all asymmetric: a verifier only ever holds

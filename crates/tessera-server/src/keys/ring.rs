@@ -36,17 +36,42 @@ impl StoredKey {
         self.retires_at.is_none_or(|r| now < r)
     }
 
-    /// `pending`, `active`, `retiring` (published, no longer signing) or `retired`, at `now`,
-    /// given which kid is the current signer.
-    pub fn state(&self, now: i64, signing: Option<&Kid>) -> &'static str {
+    /// The key's state at `now`, given which kid is the current signer.
+    pub fn state(&self, now: i64, signing: Option<&Kid>) -> KeyState {
         if !self.is_published(now) {
-            "retired"
+            KeyState::Retired
         } else if signing == Some(&self.kid) {
-            "active"
+            KeyState::Active
         } else if now < self.activates_at {
-            "pending"
+            KeyState::Pending
         } else {
-            "retiring"
+            KeyState::Retiring
+        }
+    }
+}
+
+/// Where a key is in its life, derived from its stored times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    /// Published, not signing yet.
+    Pending,
+    /// Signs new tokens.
+    Active,
+    /// Published, no longer signing: its tokens are still live.
+    Retiring,
+    /// Unpublished; its private half is (or is about to be) erased.
+    Retired,
+}
+
+impl KeyState {
+    /// The name `keys list` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Retiring => "retiring",
+            Self::Retired => "retired",
         }
     }
 }

@@ -56,6 +56,17 @@ impl fmt::Debug for ClientCredentials {
     }
 }
 
+/// A request's `Authorization` header, as the HTTP layer found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authorization {
+    /// No `Authorization` header.
+    None,
+    /// Exactly one, as raw bytes.
+    One(Vec<u8>),
+    /// More than one: refused as `invalid_request`.
+    Several,
+}
+
 /// The body parameters that bear on client authentication.
 #[derive(Default)]
 pub struct BodyCredentials<'a> {
@@ -72,11 +83,14 @@ pub struct BodyCredentials<'a> {
 /// `invalid_client`. Whenever the `Authorization` header was used the error asks for the Basic
 /// challenge, since RFC 6749 §5.2 requires a 401 with `WWW-Authenticate` then.
 pub fn extract(
-    authorization: Option<&[u8]>,
+    authorization: &Authorization,
     body: BodyCredentials<'_>,
 ) -> Result<ClientCredentials, OAuthError> {
     match authorization {
-        Some(header) => {
+        Authorization::Several => Err(OAuthError::invalid_request(
+            "more than one Authorization header",
+        )),
+        Authorization::One(header) => {
             if body.client_secret.is_some() {
                 return Err(OAuthError::invalid_request(
                     "more than one client authentication method used",
@@ -93,7 +107,7 @@ pub fn extract(
             }
             Ok(creds)
         }
-        None => match (body.client_id, body.client_secret) {
+        Authorization::None => match (body.client_id, body.client_secret) {
             (Some(id), Some(secret)) => Ok(ClientCredentials {
                 method: AuthMethod::ClientSecretPost,
                 client_id: ClientId::parse(id).ok_or_else(OAuthError::invalid_client)?,
@@ -151,7 +165,11 @@ mod tests {
 
     #[test]
     fn basic_credentials_are_form_decoded() {
-        let c = extract(Some(&basic("my%3Aid:s%2Bc+r")), BodyCredentials::default()).unwrap();
+        let c = extract(
+            &Authorization::One(basic("my%3Aid:s%2Bc+r")),
+            BodyCredentials::default(),
+        )
+        .unwrap();
         assert_eq!(c.client_id.as_str(), "my:id");
         assert_eq!(c.secret.expose(), "s+c r");
         assert_eq!(c.method, AuthMethod::ClientSecretBasic);
@@ -173,7 +191,8 @@ mod tests {
             vec![0xff, 0xfe],
         ];
         for h in cases {
-            let e = extract(Some(&h), BodyCredentials::default()).unwrap_err();
+            let e =
+                extract(&Authorization::One(h.clone()), BodyCredentials::default()).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidClient, "{h:?}");
             assert!(e.basic_challenge);
         }
@@ -185,7 +204,7 @@ mod tests {
             client_id: Some("a"),
             client_secret: Some("b"),
         };
-        let e = extract(Some(&basic("a:b")), body).unwrap_err();
+        let e = extract(&Authorization::One(basic("a:b")), body).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidRequest);
     }
 
@@ -196,7 +215,7 @@ mod tests {
             client_secret: None,
         };
         assert_eq!(
-            extract(None, body).unwrap_err().code,
+            extract(&Authorization::None, body).unwrap_err().code,
             ErrorCode::InvalidClient
         );
         let body = BodyCredentials {
@@ -204,14 +223,18 @@ mod tests {
             client_secret: Some("b"),
         };
         assert_eq!(
-            extract(None, body).unwrap().method,
+            extract(&Authorization::None, body).unwrap().method,
             AuthMethod::ClientSecretPost
         );
     }
 
     #[test]
     fn debug_never_shows_the_secret() {
-        let c = extract(Some(&basic("id:hunter2")), BodyCredentials::default()).unwrap();
+        let c = extract(
+            &Authorization::One(basic("id:hunter2")),
+            BodyCredentials::default(),
+        )
+        .unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

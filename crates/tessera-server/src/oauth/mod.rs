@@ -9,10 +9,12 @@ pub mod client_auth;
 pub mod error;
 pub mod form;
 pub mod grant;
+pub mod revocation;
 pub mod scope;
 
 pub use client::{Audience, Client, ClientId, SecretId, StoredSecret};
 pub use client_auth::{AuthMethod, ClientCredentials};
 pub use error::{ErrorCode, OAuthError};
 pub use grant::{Grant, TokenRequest};
+pub use revocation::TokenParams;
 pub use scope::{Scope, ScopeSet};

@@ -11,8 +11,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
+use crate::keys::lifecycle::{self, LifecycleError};
 use crate::keys::{self, Alg, KeyRing, MasterKey, StoredKey};
-use crate::oauth::{Client, ScopeSet};
+use crate::oauth::{Client, ClientId, ScopeSet};
 use crate::secrets::CredentialVerifier;
 use crate::store::{Store, StoreError};
 
@@ -25,12 +26,9 @@ pub enum RegistryError {
     /// The keys could not be opened or parsed.
     #[error(transparent)]
     Keys(#[from] keys::KeyRingError),
-    /// Key generation failed.
+    /// Making the first key failed.
     #[error(transparent)]
-    Generate(#[from] keys::SignError),
-    /// Sealing the new key failed.
-    #[error(transparent)]
-    Master(#[from] keys::MasterKeyError),
+    FirstKey(#[from] LifecycleError),
 }
 
 /// Database look-ups of unknown client ids allowed at once.
@@ -42,7 +40,7 @@ pub struct Registry {
     master: MasterKey,
     clock: Clock,
     verifier: Arc<CredentialVerifier>,
-    clients: RwLock<Arc<HashMap<String, Arc<Client>>>>,
+    clients: RwLock<Arc<HashMap<ClientId, Arc<Client>>>>,
     stored_keys: RwLock<Arc<Vec<StoredKey>>>,
     ring: RwLock<Arc<KeyRing>>,
     revision: AtomicI64,
@@ -73,16 +71,7 @@ impl Registry {
         let now = clock.now();
         let mut stored = store.load_keys().await?;
         if !stored.iter().any(|k| k.is_published(now)) {
-            let generated = keys::generate(alg)?;
-            let key = StoredKey {
-                sealed_private_key: master.encrypt(&generated.kid.0, &generated.pkcs8)?,
-                kid: generated.kid,
-                alg,
-                public_jwk: generated.public_jwk,
-                created_at: now,
-                activates_at: now,
-                retires_at: None,
-            };
+            let key = lifecycle::new_sealed_key(alg, &master, now, now)?;
             if store.insert_first_key(&key, now).await? {
                 tracing::info!(kid = %key.kid, alg = %alg, "generated the first signing key");
             }
@@ -115,7 +104,7 @@ impl Registry {
     }
 
     /// A client by id, as of the last refresh.
-    pub fn client(&self, id: &str) -> Option<Arc<Client>> {
+    pub fn client(&self, id: &ClientId) -> Option<Arc<Client>> {
         self.clients.read().ok().and_then(|m| m.get(id).cloned())
     }
 
@@ -127,7 +116,7 @@ impl Registry {
     ///
     /// Fails with [`Unavailable`] when the database cannot be asked, so the caller can answer
     /// "try again" rather than "wrong credentials".
-    pub async fn find_client(&self, id: &str) -> Result<Option<Arc<Client>>, Unavailable> {
+    pub async fn find_client(&self, id: &ClientId) -> Result<Option<Arc<Client>>, Unavailable> {
         match self.client(id) {
             Some(c) => Ok(Some(c)),
             None => self.lookup(id).await,
@@ -138,21 +127,17 @@ impl Registry {
     /// `None` when no slot is free or the database cannot be asked) and put it in the snapshot.
     /// Used when a known client's secret is refused, so a secret added a moment ago
     /// (`client rotate-secret`) works at once instead of after the next refresh.
-    pub async fn reload_client(&self, id: &str) -> Option<Arc<Client>> {
+    pub async fn reload_client(&self, id: &ClientId) -> Option<Arc<Client>> {
         self.lookup(id).await.ok().flatten()
     }
 
     /// Read one client from the database into the snapshot, if a lookup slot is free (`Ok(None)`
     /// when none is, or there is no such client).
-    async fn lookup(&self, id: &str) -> Result<Option<Arc<Client>>, Unavailable> {
+    async fn lookup(&self, id: &ClientId) -> Result<Option<Arc<Client>>, Unavailable> {
         let Ok(_permit) = self.lookups.try_acquire() else {
             return Ok(None);
         };
-        let Some(client_id) = crate::oauth::ClientId::parse(id) else {
-            return Ok(None);
-        };
-        let lookup =
-            tokio::time::timeout(Duration::from_secs(2), self.store.get_client(&client_id));
+        let lookup = tokio::time::timeout(Duration::from_secs(2), self.store.get_client(id));
         let client = match lookup.await {
             Ok(Ok(Some(c))) => Arc::new(c),
             Ok(Ok(None)) => return Ok(None),
@@ -160,7 +145,7 @@ impl Registry {
         };
         if let Ok(mut w) = self.clients.write() {
             let mut map = HashMap::clone(&w);
-            map.insert(id.to_owned(), client.clone());
+            map.insert(id.clone(), client.clone());
             *w = Arc::new(map);
         }
         Ok(Some(client))
@@ -200,9 +185,9 @@ impl Registry {
         all
     }
 
-    /// The store, for readiness checks.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// Whether the database answers within `limit` (readiness).
+    pub async fn ping(&self, limit: Duration) -> bool {
+        self.store.ping(limit).await.is_ok()
     }
 
     /// Reload from the store if its revision moved, and re-derive which key signs (a key may have
@@ -275,7 +260,7 @@ impl Registry {
             }
         }
         if let Ok(Err(e)) =
-            tokio::time::timeout(limit, crate::admin::erase_retired_keys(&self.store, now)).await
+            tokio::time::timeout(limit, lifecycle::erase_retired(&self.store, now)).await
         {
             tracing::warn!(error = %e, "erasing retired private keys failed; will retry");
         }
@@ -343,9 +328,9 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn index(clients: Vec<Client>) -> HashMap<String, Arc<Client>> {
+fn index(clients: Vec<Client>) -> HashMap<ClientId, Arc<Client>> {
     clients
         .into_iter()
-        .map(|c| (c.id.as_str().to_owned(), Arc::new(c)))
+        .map(|c| (c.id.clone(), Arc::new(c)))
         .collect()
 }

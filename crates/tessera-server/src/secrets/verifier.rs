@@ -21,7 +21,7 @@ use std::sync::{Arc, RwLock};
 use aws_lc_rs::hmac;
 use tokio::sync::Semaphore;
 
-use crate::oauth::{Client, SecretId};
+use crate::oauth::{Client, ClientId, SecretId};
 use crate::secrets::{ClientSecret, SecretHash};
 
 /// Bounds on the argon2id work and the cache.
@@ -70,7 +70,7 @@ pub struct CredentialVerifier {
 
 #[derive(Clone)]
 struct CachedCredential {
-    client_id: String,
+    client_id: ClientId,
     secret_id: SecretId,
 }
 
@@ -103,7 +103,7 @@ impl CredentialVerifier {
     pub async fn verify(
         &self,
         client: Option<&Client>,
-        client_id: &str,
+        client_id: &ClientId,
         secret: &ClientSecret,
         now: i64,
     ) -> Result<SecretId, VerifyError> {
@@ -111,8 +111,7 @@ impl CredentialVerifier {
         if let Some(client) = client.filter(|c| c.is_active(now)) {
             let hit = self.cache.read().ok().and_then(|c| c.get(&tag).cloned());
             if let Some(hit) = hit {
-                if hit.client_id == client.id.as_str() && client.secret_usable(&hit.secret_id, now)
-                {
+                if hit.client_id == client.id && client.secret_usable(&hit.secret_id, now) {
                     return Ok(hit.secret_id);
                 }
             }
@@ -134,7 +133,7 @@ impl CredentialVerifier {
             cache.insert(
                 tag,
                 CachedCredential {
-                    client_id: client_id.to_owned(),
+                    client_id: client_id.clone(),
                     secret_id: id.clone(),
                 },
             );
@@ -143,15 +142,15 @@ impl CredentialVerifier {
     }
 
     /// Forget every cached credential of a client (called when its record changes).
-    pub fn forget_client(&self, client_id: &str) {
+    pub fn forget_client(&self, client_id: &ClientId) {
         if let Ok(mut cache) = self.cache.write() {
-            cache.retain(|_, v| v.client_id != client_id);
+            cache.retain(|_, v| v.client_id != *client_id);
         }
     }
 
-    fn tag(&self, client_id: &str, secret: &ClientSecret) -> [u8; 32] {
+    fn tag(&self, client_id: &ClientId, secret: &ClientSecret) -> [u8; 32] {
         let mut ctx = hmac::Context::with_key(&self.mac_key);
-        ctx.update(client_id.as_bytes());
+        ctx.update(client_id.as_str().as_bytes());
         ctx.update(&[0]);
         ctx.update(secret.expose().as_bytes());
         let mut out = [0u8; 32];
@@ -211,7 +210,11 @@ impl Drop for WaitGuard<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oauth::{ClientId, ScopeSet, StoredSecret};
+    use crate::oauth::{ScopeSet, StoredSecret};
+
+    fn id(s: &str) -> ClientId {
+        ClientId::parse(s).unwrap()
+    }
 
     fn client_with(secret: &ClientSecret) -> Client {
         Client {
@@ -240,13 +243,13 @@ mod tests {
         let s = ClientSecret::generate();
         let c = client_with(&s);
         for _ in 0..5 {
-            assert_eq!(v.verify(Some(&c), "c1", &s, 10).await.unwrap().0, "s1");
+            assert_eq!(v.verify(Some(&c), &id("c1"), &s, 10).await.unwrap().0, "s1");
         }
         assert_eq!(v.argon2_runs(), 1);
         // A wrong secret is never answered from the cache and costs a verify each time.
         let wrong = ClientSecret::new("wrong".into());
         assert_eq!(
-            v.verify(Some(&c), "c1", &wrong, 10).await,
+            v.verify(Some(&c), &id("c1"), &wrong, 10).await,
             Err(VerifyError::Rejected)
         );
         assert_eq!(v.argon2_runs(), 2);
@@ -257,36 +260,36 @@ mod tests {
         let v = CredentialVerifier::new(VerifierLimits::default());
         let s = ClientSecret::generate();
         let mut c = client_with(&s);
-        v.verify(Some(&c), "c1", &s, 10).await.unwrap();
+        v.verify(Some(&c), &id("c1"), &s, 10).await.unwrap();
         c.secrets[0].expires_at = Some(20);
-        assert!(v.verify(Some(&c), "c1", &s, 10).await.is_ok());
+        assert!(v.verify(Some(&c), &id("c1"), &s, 10).await.is_ok());
         assert_eq!(
-            v.verify(Some(&c), "c1", &s, 20).await,
+            v.verify(Some(&c), &id("c1"), &s, 20).await,
             Err(VerifyError::Rejected)
         );
         c.secrets[0].expires_at = None;
         c.secrets[0].revoked_at = Some(15);
         assert_eq!(
-            v.verify(Some(&c), "c1", &s, 16).await,
+            v.verify(Some(&c), &id("c1"), &s, 16).await,
             Err(VerifyError::Rejected)
         );
         c.secrets[0].revoked_at = None;
         c.expires_at = Some(16);
         assert_eq!(
-            v.verify(Some(&c), "c1", &s, 16).await,
+            v.verify(Some(&c), &id("c1"), &s, 16).await,
             Err(VerifyError::Rejected),
             "expired client"
         );
         c.expires_at = None;
         c.enabled = false;
         assert_eq!(
-            v.verify(Some(&c), "c1", &s, 16).await,
+            v.verify(Some(&c), &id("c1"), &s, 16).await,
             Err(VerifyError::Rejected)
         );
         // Unknown client: rejected, after the same amount of work.
         let before = v.argon2_runs();
         assert_eq!(
-            v.verify(None, "nobody", &s, 16).await,
+            v.verify(None, &id("nobody"), &s, 16).await,
             Err(VerifyError::Rejected)
         );
         assert_eq!(v.argon2_runs(), before + 1);
@@ -305,7 +308,7 @@ mod tests {
         for _ in 0..8 {
             let (v, c) = (v.clone(), c.clone());
             tasks.push(tokio::spawn(async move {
-                v.verify(Some(&c), "c1", &ClientSecret::new("wrong".into()), 1)
+                v.verify(Some(&c), &id("c1"), &ClientSecret::new("wrong".into()), 1)
                     .await
             }));
         }

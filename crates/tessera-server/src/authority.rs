@@ -1,0 +1,330 @@
+//! The protocol service: every decision the token, revocation and introspection endpoints make,
+//! in one place and independent of HTTP. `http/` parses a request into the typed inputs below,
+//! calls one method, and turns the result (or the [`OAuthError`]) into a response.
+//!
+//! A token request reads top-down: [`Authority::issue`] checks the grant type (before any costly
+//! work), [`Authority::authenticate`]s the client with whichever method it presented, decides the
+//! grant ([`grant::decide`]), and signs the RFC 9068 claims with the key ring's active key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::config::Issuer;
+use crate::keys::KeyRing;
+use crate::oauth::access_token::{check_issued, AccessTokenClaims, IssuedClaims};
+use crate::oauth::client_auth::{self, Authorization, BodyCredentials};
+use crate::oauth::{grant, Audience, AuthMethod, Client, ErrorCode, OAuthError, TokenRequest};
+use crate::registry::Registry;
+use crate::revocations::Revocations;
+use crate::secrets::{CredentialVerifier, VerifyError};
+
+/// Where a request came from, for audit events: the peer address and the caller's optional
+/// `X-Service-Name` (free text from the client, cut to 64 printable characters by the adapter).
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// Peer address, when known.
+    pub source: Option<std::net::SocketAddr>,
+    /// `X-Service-Name`.
+    pub service: Option<String>,
+}
+
+impl Origin {
+    fn source_ip(&self) -> String {
+        self.source.map(|s| s.ip().to_string()).unwrap_or_default()
+    }
+}
+
+/// The client credentials a request presented, as raw as they arrived: the `Authorization`
+/// header(s) and the body's `client_id` / `client_secret`. Which method they amount to (and
+/// whether that is exactly one) is decided by [`Authority::authenticate`].
+pub struct Presented<'a> {
+    /// The `Authorization` header.
+    pub authorization: &'a Authorization,
+    /// `client_id` from the body, if present and non-empty.
+    pub client_id: Option<&'a str>,
+    /// `client_secret` from the body, if present and non-empty.
+    pub client_secret: Option<&'a str>,
+}
+
+/// A token just issued: the RFC 6749 §5.1 response fields.
+#[derive(Debug, Serialize)]
+pub struct IssuedToken {
+    /// The signed JWT.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Lifetime in seconds.
+    pub expires_in: u32,
+    /// Granted scopes, space separated.
+    pub scope: String,
+}
+
+impl std::fmt::Debug for Presented<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presented")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What introspection (RFC 7662) answers.
+#[derive(Debug)]
+pub enum Introspection {
+    /// A live token this server issued and nobody revoked.
+    Active(IssuedClaims),
+    /// Anything else: revoked, expired, foreign, forged or malformed.
+    Inactive,
+}
+
+/// The protocol service. See the module documentation.
+pub struct Authority {
+    /// Clients and keys, as of the last refresh.
+    registry: Arc<Registry>,
+    /// Secret checks with their cache and the bounded argon2id pool.
+    credentials: Arc<CredentialVerifier>,
+    /// Revoked token ids.
+    revocations: Revocations,
+    /// Time.
+    clock: Clock,
+    /// The issuer, exactly as configured.
+    issuer: Issuer,
+    /// `aud` for clients with no audiences registered: the issuer.
+    fallback_audience: Audience,
+}
+
+impl Authority {
+    /// A service over `registry`, checking secrets with `credentials`.
+    pub fn new(
+        registry: Arc<Registry>,
+        credentials: Arc<CredentialVerifier>,
+        revocations: Revocations,
+        clock: Clock,
+        issuer: Issuer,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let fallback_audience = Audience::parse(issuer.as_str())
+            .ok_or(crate::config::ConfigError::IssuerNotAnAudience)?;
+        Ok(Self {
+            registry,
+            credentials,
+            revocations,
+            clock,
+            issuer,
+            fallback_audience,
+        })
+    }
+
+    /// The issuer.
+    pub fn issuer(&self) -> &Issuer {
+        &self.issuer
+    }
+
+    /// The registry this service answers from.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The current key ring (JWKS, signing algorithms).
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        self.registry.key_ring()
+    }
+
+    /// Whether the database answers within `limit` (readiness).
+    pub async fn ready(&self, limit: Duration) -> bool {
+        self.registry.ping(limit).await
+    }
+
+    /// RFC 6749 §4.4: issue an access token to the client that presented `creds`.
+    pub async fn issue(
+        &self,
+        creds: &Presented<'_>,
+        req: &TokenRequest,
+        origin: &Origin,
+    ) -> Result<IssuedToken, OAuthError> {
+        // Before any (costly) client authentication.
+        req.check_grant_type()?;
+        let client = self.authenticate(creds, origin).await?;
+        let now = self.clock.now();
+        let grant = grant::decide(&client, req, &self.fallback_audience)?;
+        let ring = self.registry.key_ring();
+        let jti = crate::random::base64url(16);
+        let scope = grant.scopes.to_string();
+        let claims =
+            AccessTokenClaims::new(self.issuer.as_str(), &client, &grant, &scope, &jti, now);
+        let signed = serde_json::to_vec(&claims)
+            .map_err(|e| e.to_string())
+            .and_then(|json| ring.signer.sign(&json).map_err(|e| e.to_string()));
+        let access_token = match signed {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "signing an access token failed");
+                return Err(OAuthError::new(
+                    ErrorCode::ServerError,
+                    "could not sign the token",
+                ));
+            }
+        };
+        // Debug level: at info, every token would write a log line, which costs the endpoint
+        // much of its throughput. Enable with TESSERA_LOG=info,tessera::audit=debug.
+        tracing::debug!(
+            target: "tessera::audit",
+            event = "token_issued",
+            client_id = %client.id,
+            jti = %jti,
+            kid = %ring.signer.kid(),
+            scope = %scope,
+            aud = %grant.audience,
+            source = origin.source_ip(),
+            service = origin.service.as_deref().unwrap_or_default(),
+            "token issued"
+        );
+        Ok(IssuedToken {
+            access_token,
+            token_type: "Bearer",
+            expires_in: grant.lifetime,
+            scope,
+        })
+    }
+
+    /// RFC 7009: a client revokes one of its own tokens. An invalid or unknown token is answered
+    /// like a revoked one (§2.2), so the endpoint reveals nothing about tokens; a valid token of
+    /// another client is refused with `unauthorized_client`.
+    pub async fn revoke(
+        &self,
+        creds: &Presented<'_>,
+        token: &str,
+        origin: &Origin,
+    ) -> Result<(), OAuthError> {
+        let client = self.authenticate(creds, origin).await?;
+        let Some(claims) = self.check_issued(token) else {
+            return Ok(());
+        };
+        if claims.client_id != client.id.as_str() {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "the token was not issued to this client",
+            ));
+        }
+        self.revocations
+            .revoke(&claims.jti, &client.id, claims.exp)
+            .await
+            .map_err(|_| {
+                OAuthError::unavailable("cannot record the revocation; retry shortly", 2)
+            })?;
+        tracing::info!(target: "tessera::audit", client_id = %client.id, jti = %claims.jti, "token revoked");
+        Ok(())
+    }
+
+    /// RFC 7662: any authenticated client may ask whether a token is active.
+    pub async fn introspect(
+        &self,
+        creds: &Presented<'_>,
+        token: &str,
+        origin: &Origin,
+    ) -> Result<Introspection, OAuthError> {
+        self.authenticate(creds, origin).await?;
+        let Some(claims) = self.check_issued(token) else {
+            return Ok(Introspection::Inactive);
+        };
+        let revoked = self
+            .revocations
+            .is_revoked(&claims.jti)
+            .await
+            .map_err(|_| OAuthError::unavailable("cannot check revocations; retry shortly", 2))?;
+        Ok(if revoked {
+            Introspection::Inactive
+        } else {
+            Introspection::Active(claims)
+        })
+    }
+
+    /// A live token this server issued, by the published keys and the clock.
+    fn check_issued(&self, token: &str) -> Option<IssuedClaims> {
+        let ring = self.registry.key_ring();
+        check_issued(
+            token,
+            &ring.public_jwks,
+            self.issuer.as_str(),
+            self.clock.now(),
+        )
+    }
+
+    /// Authenticate the client that presented `creds`: exactly one of `client_secret_basic` or
+    /// `client_secret_post`, checked against the registry, paying argon2id at most once per
+    /// credential.
+    pub async fn authenticate(
+        &self,
+        creds: &Presented<'_>,
+        origin: &Origin,
+    ) -> Result<Arc<Client>, OAuthError> {
+        let creds = client_auth::extract(
+            creds.authorization,
+            BodyCredentials {
+                client_id: creds.client_id,
+                client_secret: creds.client_secret,
+            },
+        )?;
+        // RFC 6749 §5.2: a 401 after HTTP Basic carries `WWW-Authenticate: Basic`.
+        let basic = creds.method == AuthMethod::ClientSecretBasic;
+        let now = self.clock.now();
+        let unavailable = || {
+            OAuthError::unavailable(
+                "the client registry cannot reach its database; retry shortly",
+                2,
+            )
+        };
+        if self.registry.is_stale() {
+            return Err(unavailable());
+        }
+        let mut client = self
+            .registry
+            .find_client(&creds.client_id)
+            .await
+            .map_err(|_| unavailable())?;
+        let mut outcome = self
+            .credentials
+            .verify(client.as_deref(), &creds.client_id, &creds.secret, now)
+            .await;
+        if let (Err(VerifyError::Rejected), Some(known)) = (&outcome, &client) {
+            // The snapshot may predate a secret added by the CLI: re-read this client once.
+            if let Some(fresh) = self.registry.reload_client(&known.id).await {
+                let changed = fresh.updated_at != known.updated_at
+                    || fresh.secrets.len() != known.secrets.len();
+                if changed {
+                    outcome = self
+                        .credentials
+                        .verify(Some(&fresh), &creds.client_id, &creds.secret, now)
+                        .await;
+                }
+                client = Some(fresh);
+            }
+        }
+        match (outcome, client) {
+            (Ok(_), Some(client)) => Ok(client),
+            (Err(VerifyError::Busy), _) => Err(OAuthError::unavailable(
+                "too many client authentications in progress; retry shortly",
+                1,
+            )),
+            (_, client) => {
+                let reason = match &client {
+                    None => "unknown client",
+                    Some(c) if !c.enabled => "client disabled",
+                    Some(_) => "wrong or expired secret",
+                };
+                tracing::info!(
+                    target: "tessera::audit",
+                    event = "client_auth_failed",
+                    client_id = %creds.client_id,
+                    method = creds.method.as_str(),
+                    reason,
+                    source = origin.source_ip(),
+                    service = origin.service.as_deref().unwrap_or_default(),
+                    "client authentication failed"
+                );
+                Err(OAuthError::invalid_client().with_basic_challenge(basic))
+            }
+        }
+    }
+}

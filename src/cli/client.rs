@@ -1,0 +1,240 @@
+//! `tessera client …`: register and manage machine clients.
+
+use std::time::Duration;
+
+use clap::Subcommand;
+use tessera_server::admin::{Admin, CreateClient, UpdateClient};
+use tessera_server::audit::Actor;
+
+use super::{parse_time, Output};
+use crate::print::{emit, print_client};
+
+#[derive(Subcommand)]
+pub(crate) enum ClientCommand {
+    /// Register a client; prints its id and secret (the secret is shown only this once).
+    Create {
+        /// Human-readable name.
+        #[arg(long)]
+        name: String,
+        /// An allowed scope (repeat for more); a token request without `scope` gets all of them.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// An allowed audience (repeat for more); the first is the default `aud`.
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+        /// Access-token lifetime in seconds (1..=86400).
+        #[arg(long, default_value_t = 300)]
+        token_ttl: u32,
+        /// The client stops working at this time (RFC 3339 or unix seconds).
+        #[arg(long, value_parser = parse_time)]
+        expires_at: Option<i64>,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Give a client a new secret (printed once); the old ones keep working for --grace.
+    RotateSecret {
+        id: String,
+        /// How long the previous secrets keep working (e.g. 24h, 30m, 0s).
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        grace: Duration,
+        /// The new secret stops working at this time (RFC 3339 or unix seconds).
+        #[arg(long, value_parser = parse_time)]
+        expires_at: Option<i64>,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// End one secret at once (its id is in `client show`).
+    RevokeSecret {
+        id: String,
+        secret_id: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// List clients.
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Show one client (secret ids and validity, never the secret).
+    Show {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Change a client; given lists replace the old ones.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+        /// Remove all audiences (tokens then carry the issuer as `aud`).
+        #[arg(long, conflicts_with = "audiences")]
+        clear_audiences: bool,
+        #[arg(long)]
+        token_ttl: Option<u32>,
+        /// Expire the client at this time (RFC 3339 or unix seconds).
+        #[arg(long, value_parser = parse_time, conflicts_with = "no_expiry")]
+        expires_at: Option<i64>,
+        /// Remove the client's expiry.
+        #[arg(long)]
+        no_expiry: bool,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Stop a client from getting tokens (reversible).
+    Disable {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Allow a disabled client again.
+    Enable {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Delete a client and its secrets.
+    Delete {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+}
+
+/// Run a `client` command. Every change is stored with its audit record, in one transaction.
+pub(crate) async fn run(admin: &Admin, cmd: ClientCommand) -> anyhow::Result<()> {
+    let by = Actor::os_user();
+    match cmd {
+        ClientCommand::Create {
+            name,
+            scopes,
+            audiences,
+            token_ttl,
+            expires_at,
+            output,
+        } => {
+            let input = CreateClient {
+                name,
+                scopes,
+                audiences,
+                token_ttl: Some(token_ttl),
+                expires_at,
+            };
+            let (view, secret) = admin.create_client(&by, input).await?;
+            if output == Output::Json {
+                let mut v = serde_json::to_value(&view)?;
+                v["client_secret"] = serde_json::Value::from(secret.expose());
+                println!("{v}");
+            } else {
+                print_client(&view);
+                println!("client_secret: {}", secret.expose());
+                println!("\nStore the secret now: it is shown only once and cannot be recovered.");
+            }
+        }
+        ClientCommand::List { output } => {
+            let list = admin.list_clients().await?;
+            if output == Output::Json {
+                println!("{}", serde_json::to_string(&list)?);
+            } else {
+                println!("{:<26} {:<8} {:<24} SCOPES", "CLIENT_ID", "ENABLED", "NAME");
+                for c in &list {
+                    println!(
+                        "{:<26} {:<8} {:<24} {}",
+                        c.client_id,
+                        c.enabled,
+                        c.name,
+                        c.scopes.join(" ")
+                    );
+                }
+            }
+        }
+        ClientCommand::Show { id, output } => emit(&admin.show_client(&id).await?, output)?,
+        ClientCommand::RotateSecret {
+            id,
+            grace,
+            expires_at,
+            output,
+        } => {
+            let new = admin
+                .rotate_secret(&by, &id, grace.as_secs(), expires_at)
+                .await?;
+            if output == Output::Json {
+                let v = serde_json::json!({"client_id": id, "secret_id": new.id, "client_secret": new.secret.expose(),
+                    "expires_at": new.expires_at, "previous_secrets_expire_at": new.previous_expire_at});
+                println!("{v}");
+            } else {
+                println!("secret_id:     {}", new.id);
+                println!("client_secret: {}", new.secret.expose());
+                println!(
+                    "previous secrets stop working at {} ({} from now)",
+                    new.previous_expire_at,
+                    humantime::format_duration(grace)
+                );
+                println!("\nStore the secret now: it is shown only once and cannot be recovered.");
+            }
+        }
+        ClientCommand::RevokeSecret {
+            id,
+            secret_id,
+            output,
+        } => {
+            admin.revoke_secret(&by, &id, &secret_id).await?;
+            if output == Output::Json {
+                println!(
+                    "{}",
+                    serde_json::json!({"client_id": id, "secret_id": secret_id, "revoked": true})
+                );
+            } else {
+                println!("revoked secret {secret_id} of client {id}");
+            }
+        }
+        ClientCommand::Update {
+            id,
+            name,
+            scopes,
+            audiences,
+            clear_audiences,
+            token_ttl,
+            expires_at,
+            no_expiry,
+            output,
+        } => {
+            let input = UpdateClient {
+                name,
+                scopes: (!scopes.is_empty()).then_some(scopes),
+                audiences: if clear_audiences {
+                    Some(Vec::new())
+                } else {
+                    (!audiences.is_empty()).then_some(audiences)
+                },
+                token_ttl,
+                enabled: None,
+                expires_at: if no_expiry {
+                    Some(None)
+                } else {
+                    expires_at.map(Some)
+                },
+            };
+            let view = admin.update_client(&by, &id, input).await?;
+            emit(&view, output)?;
+        }
+        ClientCommand::Disable { id, output } => {
+            emit(&admin.set_enabled(&by, &id, false).await?, output)?;
+        }
+        ClientCommand::Enable { id, output } => {
+            emit(&admin.set_enabled(&by, &id, true).await?, output)?;
+        }
+        ClientCommand::Delete { id, output } => {
+            admin.delete_client(&by, &id).await?;
+            if output == Output::Json {
+                println!("{}", serde_json::json!({"client_id": id, "deleted": true}));
+            } else {
+                println!("deleted client {id}");
+            }
+        }
+    }
+    Ok(())
+}

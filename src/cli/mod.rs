@@ -1,0 +1,136 @@
+//! The command line: global flags, the command groups, and dispatch to each group's module.
+
+mod audit;
+mod client;
+mod keys;
+mod serve;
+mod token;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tessera_server::admin::Admin;
+use tessera_server::clock::Clock;
+
+/// OAuth 2.0 client-credentials token server for machine-to-machine authentication.
+#[derive(Parser)]
+#[command(name = "tessera", version, about)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct DbArgs {
+    /// Data directory: the SQLite database and the generated master key file live here.
+    #[arg(
+        long,
+        env = "TESSERA_DATA_DIR",
+        default_value = "./tessera-data",
+        global = true
+    )]
+    pub(crate) data_dir: PathBuf,
+    /// Database URL (default: sqlite://<data-dir>/tessera.db).
+    #[arg(
+        long,
+        env = "TESSERA_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub(crate) database_url: Option<String>,
+}
+
+impl DbArgs {
+    pub(crate) fn url(&self) -> anyhow::Result<String> {
+        match &self.database_url {
+            Some(u) => Ok(u.clone()),
+            None => {
+                ensure_data_dir(&self.data_dir)?;
+                Ok(format!(
+                    "sqlite://{}",
+                    self.data_dir.join("tessera.db").display()
+                ))
+            }
+        }
+    }
+}
+
+pub(crate) fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Run the token server.
+    Serve(serve::ServeArgs),
+    /// Apply database migrations and exit (`serve` also applies them at start).
+    Migrate,
+    /// Manage machine clients.
+    #[command(subcommand)]
+    Client(client::ClientCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Show the admin changes recorded in the database.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Get an access token (for shell scripts and CI): prints it, so that
+    /// `curl -H "Authorization: Bearer $(tessera token …)"` works.
+    Token(token::TokenArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
+pub(crate) enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+/// A point in time: RFC 3339 (`2027-01-31T00:00:00Z`) or unix seconds.
+pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
+    let t = humantime::parse_rfc3339_weak(s)
+        .map_err(|e| format!("{e} (use RFC 3339, e.g. 2027-01-31T00:00:00Z, or unix seconds)"))?;
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| "time before 1970".to_string())?
+        .as_secs();
+    i64::try_from(secs).map_err(|_| "time out of range".to_string())
+}
+
+/// Run the command.
+pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(&cli.db, args).await,
+        Command::Migrate => {
+            tessera_server::migrate(&cli.db.url()?).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Client(cmd) => client::run(&admin(&cli.db).await?, cmd).await,
+        Command::Keys(cmd) => keys::run(&cli.db, &admin(&cli.db).await?, cmd).await,
+        Command::Audit(cmd) => audit::run(&admin(&cli.db).await?, cmd).await,
+        Command::Token(args) => token::run(args).await,
+    }
+}
+
+/// The admin service on the configured database, with the system clock.
+async fn admin(db: &DbArgs) -> anyhow::Result<Admin> {
+    tessera_server::open_admin(&db.url()?, Clock::system()).await
+}

@@ -1,0 +1,139 @@
+//! `tessera serve`: its flags, the typed configuration built from them, and the signal handling.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use tessera_server::clock::Clock;
+use tessera_server::config::{Issuer, MasterKeySource, ServerConfig};
+use tessera_server::keys::Alg;
+use tessera_server::secrets::VerifierLimits;
+
+use super::{ensure_data_dir, DbArgs, LogFormat};
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: SocketAddr,
+    /// Issuer URL placed in tokens and discovery (default: http://<listen address>).
+    #[arg(long, env = "TESSERA_ISSUER")]
+    pub(crate) issuer: Option<String>,
+    /// Algorithm for newly generated signing keys.
+    #[arg(long, env = "TESSERA_SIGNING_ALG", default_value = "RS256")]
+    pub(crate) signing_alg: Alg,
+    #[command(flatten)]
+    pub(crate) master: MasterKeyArgs,
+    /// Rotate the signing key automatically when the active one has signed this long (e.g. 30d);
+    /// off by default.
+    #[arg(long, env = "TESSERA_KEY_ROTATION_INTERVAL", value_parser = humantime::parse_duration)]
+    pub(crate) key_rotation_interval: Option<Duration>,
+    /// How often to pick up changes made by the CLI or other replicas, in milliseconds.
+    #[arg(long, env = "TESSERA_REFRESH_INTERVAL_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub(crate) refresh_interval_ms: u64,
+    /// `Cache-Control: max-age` of /jwks.json, in seconds.
+    #[arg(long, env = "TESSERA_JWKS_MAX_AGE", default_value_t = 300)]
+    pub(crate) jwks_max_age: u32,
+    /// Requests allowed to wait for an argon2id secret check before the server answers 503.
+    #[arg(long, env = "TESSERA_AUTH_QUEUE", default_value_t = 128)]
+    pub(crate) auth_queue: usize,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "TESSERA_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
+    pub(crate) max_body_bytes: usize,
+    /// Largest request head (request line + headers), in bytes (at least 8192).
+    #[arg(long, env = "TESSERA_MAX_HEADER_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(8192..))]
+    pub(crate) max_header_bytes: u64,
+    /// Log format.
+    #[arg(long, env = "TESSERA_LOG_FORMAT", default_value = "text")]
+    pub(crate) log_format: LogFormat,
+}
+
+#[derive(Args)]
+pub(crate) struct MasterKeyArgs {
+    /// Master key, 32 bytes base64 (default: <data-dir>/master.key, generated on first start).
+    #[arg(
+        long,
+        env = "TESSERA_MASTER_KEY",
+        hide_env_values = true,
+        conflicts_with = "master_key_file"
+    )]
+    pub(crate) master_key: Option<String>,
+    /// File holding the master key (created with mode 0600 if missing).
+    #[arg(long, env = "TESSERA_MASTER_KEY_FILE")]
+    pub(crate) master_key_file: Option<PathBuf>,
+}
+
+impl MasterKeyArgs {
+    pub(crate) fn source(self, db: &DbArgs) -> anyhow::Result<MasterKeySource> {
+        Ok(match (self.master_key, self.master_key_file) {
+            (Some(v), _) => MasterKeySource::Value(v),
+            (None, Some(f)) => MasterKeySource::File(f),
+            (None, None) => {
+                ensure_data_dir(&db.data_dir)?;
+                MasterKeySource::File(db.data_dir.join("master.key"))
+            }
+        })
+    }
+}
+
+pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
+    let database_url = db.url()?;
+    let master_key = args.master.source(db)?;
+    let issuer = args.issuer.as_deref().map(Issuer::parse).transpose()?;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let config = ServerConfig {
+        listen: args.listen,
+        issuer,
+        database_url,
+        signing_alg: args.signing_alg,
+        master_key,
+        refresh_interval: Duration::from_millis(args.refresh_interval_ms),
+        jwks_max_age: args.jwks_max_age,
+        verifier_limits: VerifierLimits {
+            max_concurrent: cores,
+            max_waiting: args.auth_queue,
+            max_cached: 100_000,
+        },
+        max_body_bytes: args.max_body_bytes,
+        max_header_bytes: usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX),
+        shutdown_grace: Duration::from_secs(30),
+        key_rotation_interval: args.key_rotation_interval.filter(|d| !d.is_zero()),
+    };
+    let shutdown = shutdown_signal()?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let issuer = tessera_server::issuer_for(&config, &listener)?;
+    let app = tessera_server::App::load(config, issuer.clone(), Clock::system()).await?;
+    // Machine-readable start line on stdout, once the server is ready (tests and scripts wait
+    // for it).
+    println!("tessera listening on http://{addr} issuer={issuer}");
+    app.serve(listener, shutdown).await
+}
+
+/// Register SIGTERM and SIGINT handlers now, and return a future that resolves on either.
+/// Registering here, before the server announces that it listens, matters: a signal that
+/// arrived before registration would take the default action and kill the process with a
+/// non-zero status instead of draining (a race CI caught).
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
