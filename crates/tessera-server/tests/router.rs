@@ -277,7 +277,15 @@ async fn protocol_edge_cases() {
     let basic = Some((id.as_str(), secret.as_str()));
     let wrong = Some((id.as_str(), "tss_wrong"));
     let both = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
-    let cases: Vec<(&str, Option<(&str, &str)>, String, StatusCode, &str)> = vec![
+    // (what, Basic credentials, form, status, error code)
+    type Case<'a> = (
+        &'a str,
+        Option<(&'a str, &'a str)>,
+        String,
+        StatusCode,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "ok",
             basic,
