@@ -123,9 +123,7 @@ macro_rules! shared_queries {
                 .bind(c.secret.expires_at)
                 .execute(&mut *tx)
                 .await?;
-                Self::insert_audit(&mut tx, audit).await?;
-                Self::changed(&mut tx).await?;
-                tx.commit().await?;
+                Self::commit_change(tx, audit).await?;
                 Ok(())
             }
 
@@ -151,9 +149,7 @@ macro_rules! shared_queries {
                 if r.rows_affected() == 0 {
                     return Ok(false);
                 }
-                Self::insert_audit(&mut tx, audit).await?;
-                Self::changed(&mut tx).await?;
-                tx.commit().await?;
+                Self::commit_change(tx, audit).await?;
                 Ok(true)
             }
 
@@ -163,9 +159,7 @@ macro_rules! shared_queries {
                 if r.rows_affected() == 0 {
                     return Ok(false);
                 }
-                Self::insert_audit(&mut tx, audit).await?;
-                Self::changed(&mut tx).await?;
-                tx.commit().await?;
+                Self::commit_change(tx, audit).await?;
                 Ok(true)
             }
 
@@ -204,9 +198,7 @@ macro_rules! shared_queries {
                 .bind(secret.expires_at)
                 .execute(&mut *tx)
                 .await?;
-                Self::insert_audit(&mut tx, audit).await?;
-                Self::changed(&mut tx).await?;
-                tx.commit().await?;
+                Self::commit_change(tx, audit).await?;
                 Ok(true)
             }
 
@@ -222,9 +214,7 @@ macro_rules! shared_queries {
                     return Ok(false);
                 }
                 sqlx::query("UPDATE clients SET updated_at = $1 WHERE id = $2").bind(now).bind(client.as_str()).execute(&mut *tx).await?;
-                Self::insert_audit(&mut tx, audit).await?;
-                Self::changed(&mut tx).await?;
-                tx.commit().await?;
+                Self::commit_change(tx, audit).await?;
                 Ok(true)
             }
 
@@ -254,9 +244,7 @@ macro_rules! shared_queries {
                     .execute(&mut *tx)
                     .await?;
                 Self::insert_key(&mut tx, next).await?;
-                Self::insert_audit(&mut tx, audit).await?;
-                Self::changed(&mut tx).await?;
-                tx.commit().await?;
+                Self::commit_change(tx, audit).await?;
                 Ok(Rotation::Scheduled { retires_at: retire_at })
             }
 
@@ -357,9 +345,17 @@ macro_rules! shared_queries {
                 Ok(())
             }
 
-            /// Bump the change counter (and tell listeners, where the backend can).
-            /// The audit record of a change, written in the change's own transaction so that
-            /// neither exists without the other.
+            /// Finish an admin change: write its audit record, bump the change counter (telling
+            /// listeners, where the backend can) and commit, all in the change's own
+            /// transaction, so no write can forget either and neither exists without the other.
+            async fn commit_change(mut tx: sqlx::Transaction<'_, $Db>, audit: &AuditEvent) -> Result<(), StoreError> {
+                Self::insert_audit(&mut tx, audit).await?;
+                Self::changed(&mut tx).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            /// The audit record of a change (see `commit_change`).
             async fn insert_audit(tx: &mut sqlx::Transaction<'_, $Db>, e: &AuditEvent) -> Result<(), StoreError> {
                 sqlx::query("INSERT INTO audit_events (at, actor, action, client_id, detail) VALUES ($1, $2, $3, $4, $5)")
                     .bind(e.at)
@@ -372,6 +368,9 @@ macro_rules! shared_queries {
                 Ok(())
             }
 
+            /// Bump the change counter (and tell listeners, where the backend can), so every
+            /// server reloads. Revocations do not bump it: they are read from the database per
+            /// request, not held in the snapshot.
             async fn changed(tx: &mut sqlx::Transaction<'_, $Db>) -> Result<(), StoreError> {
                 let revision: i64 = sqlx::query_scalar("UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision")
                     .fetch_one(&mut **tx)
