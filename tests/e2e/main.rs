@@ -15,4 +15,5 @@ mod replicas;
 mod revocation;
 mod rotation;
 mod token;
+mod upgrade;
 mod verifier;

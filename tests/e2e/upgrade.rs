@@ -1,0 +1,471 @@
+//! Upgrades keep data: the previous landed main wrote the databases under `tests/fixtures/v1/`
+//! (`tests/fixtures/make-fixtures.sh`; see `tests/fixtures/README.md`). This binary must start on
+//! them as they are and keep serving what they hold: clients, secrets in grace, revoked secrets,
+//! disabled clients, signing keys in every state, and the audit trail.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// The fixture set written by the previous version.
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1")
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("reading fixture {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Copy a fixture file into a data directory, readable by its owner only (the fixture itself is
+/// never opened in place: SQLite would write its WAL next to it).
+fn install(from: &Path, to: &Path) {
+    std::fs::copy(from, to).unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+/// Load a `pg_dump --inserts` script into the (empty) database at `url`.
+async fn load_dump(url: &str, dump: &str) {
+    use sqlx::Connection as _;
+    // psql meta-commands (`\restrict`, `\unrestrict` from newer pg_dump versions) are not SQL.
+    let mut script = String::with_capacity(dump.len());
+    for line in dump.lines().filter(|l| !l.starts_with('\\')) {
+        script.push_str(line);
+        script.push('\n');
+    }
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql(&script)
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("loading tests/fixtures/v1/postgres.sql: {e}"));
+    // The dump empties `search_path` for its own session; the server and the CLI open their own.
+    conn.close().await.unwrap();
+}
+
+fn str_of(v: &Value) -> String {
+    v.as_str()
+        .unwrap_or_else(|| panic!("expected a string, got {v}"))
+        .to_string()
+}
+
+/// A fixture client with one of its recorded secrets (`secret`, `old_secret`, …).
+fn fixture_client(expected: &Value, name: &str, secret: &str) -> TestClient {
+    let c = &expected["clients"][name];
+    TestClient {
+        id: str_of(&c["id"]),
+        secret: str_of(&c[secret]),
+    }
+}
+
+/// A token request's status and JSON body.
+async fn request(server: &Server, c: &TestClient, form: &str) -> (u16, Value) {
+    let resp = token_basic(server, c, form).await;
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+/// Get a token, check that the fixture's active key signed it and that it verifies against the
+/// JWKS for `audience` with lifetime `ttl`; returns the claims.
+async fn token_for(
+    server: &Server,
+    c: &TestClient,
+    form: &str,
+    audience: &str,
+    expected: &Value,
+    ttl: i64,
+) -> Value {
+    let (status, body) = request(server, c, form).await;
+    assert_eq!(status, 200, "client {} ({form}): {body}", c.id);
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], ttl);
+    let token = body["access_token"].as_str().unwrap();
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    let active = &expected["keys"]["active"];
+    assert_eq!(
+        header.kid.as_deref(),
+        active["kid"].as_str(),
+        "signed by the fixture's active key"
+    );
+    assert_eq!(
+        header.alg,
+        str_of(&active["alg"]).parse().unwrap(),
+        "the active key's algorithm"
+    );
+    let claims = verify(server, token, audience).await;
+    assert_eq!(claims["iss"], server.base.as_str());
+    assert_eq!(claims["sub"], c.id.as_str());
+    assert_eq!(claims["client_id"], c.id.as_str());
+    assert_eq!(claims["aud"], audience);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        ttl
+    );
+    claims
+}
+
+/// A token request that must be refused as `invalid_client`.
+async fn refused(server: &Server, c: &TestClient, why: &str) {
+    let (status, body) = request(server, c, "grant_type=client_credentials").await;
+    assert_eq!(status, 401, "{why}: {body}");
+    assert_eq!(body["error"], "invalid_client", "{why}");
+}
+
+/// The audit actions the fixture script performs, in order.
+const FIXTURE_ACTIONS: [&str; 11] = [
+    "keys.rotate",
+    "keys.rotate",
+    "client.create",
+    "client.create",
+    "client.create",
+    "client.rotate_secret",
+    "client.create",
+    "client.rotate_secret",
+    "client.revoke_secret",
+    "client.create",
+    "client.disable",
+];
+
+/// Start this binary on a database written by the previous version (already in `env`, with its
+/// master key in the data directory) and check everything it holds, then change it.
+async fn previous_data_keeps_working(env: &TestEnv, expected: &Value) {
+    let keys = &expected["keys"];
+    let active_kid = str_of(&keys["active"]["kid"]);
+    let pending_kid = str_of(&keys["pending"]["kid"]);
+    let retired_kid = str_of(&keys["retired"]["kid"]);
+
+    // Start: migrations on top of the previous ones, the stored keys unsealed with the master
+    // key, no new key generated.
+    let mut server = env.start(&[]);
+    let ready = http().get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "ready on the upgraded database");
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(
+        ready["signing_kid"],
+        active_kid.as_str(),
+        "the fixture's active key still signs"
+    );
+
+    // Every fixture client, as it was.
+    let listed = env.cli_json(&["client", "list", "--output", "json"]);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 5, "exactly the fixture's clients: {listed:?}");
+    for name in ["plain", "rich", "rotated", "revoked", "disabled"] {
+        let want = &expected["clients"][name];
+        let got = listed
+            .iter()
+            .find(|c| c["client_id"] == want["id"])
+            .unwrap_or_else(|| panic!("fixture client {name} missing from client list"));
+        for field in [
+            "name",
+            "enabled",
+            "scopes",
+            "audiences",
+            "token_ttl",
+            "expires_at",
+        ] {
+            assert_eq!(got[field], want[field], "client {name}: {field}");
+        }
+    }
+    let show = |name: &str| {
+        let id = str_of(&expected["clients"][name]["id"]);
+        env.cli_json(&["client", "show", &id, "--output", "json"])
+    };
+    let secret_of = |shown: &Value, id: &Value| -> Value {
+        shown["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == *id)
+            .unwrap_or_else(|| panic!("secret {id} missing: {shown}"))
+            .clone()
+    };
+    let rotated = &expected["clients"]["rotated"];
+    let shown = show("rotated");
+    assert_eq!(shown["secrets"].as_array().unwrap().len(), 2, "{shown}");
+    let old = secret_of(&shown, &rotated["old_secret_id"]);
+    assert_eq!(
+        old["expires_at"], rotated["old_secret_expires_at"],
+        "grace end kept"
+    );
+    assert!(old["revoked_at"].is_null(), "{old}");
+    let new = secret_of(&shown, &rotated["new_secret_id"]);
+    assert!(
+        new["expires_at"].is_null() && new["revoked_at"].is_null(),
+        "{new}"
+    );
+    let revoked = &expected["clients"]["revoked"];
+    let shown = show("revoked");
+    let gone = secret_of(&shown, &revoked["revoked_secret_id"]);
+    assert!(gone["revoked_at"].is_i64(), "revocation kept: {gone}");
+    let current = secret_of(&shown, &revoked["secret_id"]);
+    assert!(current["revoked_at"].is_null(), "{current}");
+
+    // Tokens for the enabled clients' secrets, signed by the fixture's active key.
+    let plain = fixture_client(expected, "plain", "secret");
+    let claims = token_for(
+        &server,
+        &plain,
+        "grant_type=client_credentials",
+        &server.base,
+        expected,
+        300,
+    )
+    .await;
+    assert_eq!(claims["scope"], "s2s:internal");
+    let rich = fixture_client(expected, "rich", "secret");
+    let claims = token_for(
+        &server,
+        &rich,
+        "grant_type=client_credentials",
+        "https://orders.internal",
+        expected,
+        900,
+    )
+    .await;
+    assert_eq!(claims["scope"], "reports:read s2s:internal");
+    let claims = token_for(
+        &server,
+        &rich,
+        "grant_type=client_credentials&scope=reports%3Aread&resource=https%3A%2F%2Freports.internal",
+        "https://reports.internal",
+        expected,
+        900,
+    )
+    .await;
+    assert_eq!(claims["scope"], "reports:read");
+    // Both secrets of the rotated client: the old one is in its (ten-year) grace period.
+    for which in ["old_secret", "new_secret"] {
+        let c = fixture_client(expected, "rotated", which);
+        token_for(
+            &server,
+            &c,
+            "grant_type=client_credentials",
+            &server.base,
+            expected,
+            300,
+        )
+        .await;
+    }
+    let c = fixture_client(expected, "revoked", "secret");
+    token_for(
+        &server,
+        &c,
+        "grant_type=client_credentials",
+        &server.base,
+        expected,
+        300,
+    )
+    .await;
+
+    // What was refused stays refused.
+    refused(
+        &server,
+        &fixture_client(expected, "revoked", "revoked_secret"),
+        "revoked secret",
+    )
+    .await;
+    refused(
+        &server,
+        &fixture_client(expected, "disabled", "secret"),
+        "disabled client",
+    )
+    .await;
+    let wrong = TestClient {
+        id: plain.id.clone(),
+        secret: "tss_not-the-secret".into(),
+    };
+    refused(&server, &wrong, "wrong secret").await;
+
+    // Signing keys: the same three, each in its state; the JWKS has the active and the pending.
+    let listed = env.cli_json(&["keys", "list", "--output", "json"]);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 3, "no key added or lost: {listed:?}");
+    for state in ["retired", "active", "pending"] {
+        let want = &keys[state];
+        let got = listed
+            .iter()
+            .find(|k| k["kid"] == want["kid"])
+            .unwrap_or_else(|| panic!("{state} key missing from keys list: {listed:?}"));
+        for field in [
+            "alg",
+            "state",
+            "created_at",
+            "activates_at",
+            "retires_at",
+            "private_key_state",
+        ] {
+            assert_eq!(got[field], want[field], "{state} key: {field}");
+        }
+    }
+    let jwks: Value = get_json(&server, "/jwks.json").await;
+    let published = jwks["keys"].as_array().unwrap();
+    let mut kids: Vec<String> = published.iter().map(|k| str_of(&k["kid"])).collect();
+    kids.sort();
+    let mut want = vec![active_kid.clone(), pending_kid.clone()];
+    want.sort();
+    assert_eq!(kids, want, "JWKS: the active and the pending key");
+    assert!(
+        !kids.contains(&retired_kid),
+        "the retired key stays unpublished"
+    );
+    let pending_jwk = published
+        .iter()
+        .find(|k| k["kid"] == pending_kid.as_str())
+        .unwrap();
+    assert_eq!(pending_jwk["alg"], keys["pending"]["alg"]);
+    // The pending rotation is still under way: a second one is refused (this also loads the
+    // master key from the data directory).
+    let out = env.cli(&["keys", "rotate", "--alg", "ES256"]);
+    assert!(
+        !out.status.success(),
+        "a rotation is pending in the fixture"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&pending_kid),
+        "refused because of the fixture's pending key: {stderr}"
+    );
+
+    // The audit trail: the fixture's records, unchanged and in order.
+    let recorded = expected["audit"].as_array().unwrap();
+    let actions: Vec<&str> = recorded
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, FIXTURE_ACTIONS, "the fixture's own trail");
+    let audit = env.cli_json(&["audit", "list", "--output", "json"]);
+    let audit = audit.as_array().unwrap();
+    assert!(audit.len() >= recorded.len(), "records lost: {audit:?}");
+    for (i, (got, want)) in audit.iter().zip(recorded).enumerate() {
+        for field in ["at", "actor", "action", "client_id", "detail"] {
+            assert_eq!(got[field], want[field], "audit record {i}: {field}");
+        }
+    }
+    for e in &audit[recorded.len()..] {
+        assert!(
+            e["at"].is_i64() && e["actor"].is_string() && e["action"].is_string(),
+            "{e}"
+        );
+    }
+    let before = audit.len();
+    let mine = env.cli_json(&[
+        "audit",
+        "list",
+        "--client",
+        &str_of(&rotated["id"]),
+        "--output",
+        "json",
+    ]);
+    let mine: Vec<&str> = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(mine, ["client.create", "client.rotate_secret"]);
+
+    // The upgraded database takes new changes.
+    let fresh = env.create_client(&[
+        "--name",
+        "after-upgrade",
+        "--scope",
+        "s2s:internal",
+        "--audience",
+        "https://orders.internal",
+    ]);
+    assert!(
+        status_becomes(
+            &server,
+            &fresh,
+            "grant_type=client_credentials",
+            200,
+            Duration::from_secs(5)
+        )
+        .await,
+        "a client created on the upgraded database gets tokens"
+    );
+    token_for(
+        &server,
+        &fresh,
+        "grant_type=client_credentials",
+        "https://orders.internal",
+        expected,
+        300,
+    )
+    .await;
+    let listed = env.cli_json(&["client", "list", "--output", "json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 6);
+    let audit = env.cli_json(&["audit", "list", "--output", "json"]);
+    let audit = audit.as_array().unwrap();
+    assert_eq!(audit.len(), before + 1, "one record for the new client");
+    let last = &audit[before];
+    assert_eq!(last["action"], "client.create");
+    assert_eq!(last["client_id"], fresh.id.as_str());
+    assert!(server.sigterm().success(), "SIGTERM exits 0");
+
+    // And a restart on it works as well.
+    let server = env.start(&[]);
+    let ready: Value = get_json(&server, "/readyz").await;
+    assert_eq!(ready["signing_kid"], active_kid.as_str());
+    for c in [&plain, &fresh] {
+        assert!(
+            status_becomes(
+                &server,
+                c,
+                "grant_type=client_credentials",
+                200,
+                Duration::from_secs(5)
+            )
+            .await,
+            "client {} after a restart",
+            c.id
+        );
+    }
+    refused(
+        &server,
+        &fixture_client(expected, "disabled", "secret"),
+        "disabled client after a restart",
+    )
+    .await;
+}
+
+mod previous_version_database_keeps_working {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite() {
+        let env = TestEnv::sqlite();
+        let dir = fixtures();
+        install(
+            &dir.join("sqlite/tessera.db"),
+            &env.data_dir.join("tessera.db"),
+        );
+        install(&dir.join("master.key"), &env.data_dir.join("master.key"));
+        let expected = read_json(&dir.join("sqlite/expected.json"));
+        previous_data_keeps_working(&env, &expected).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        // As every PostgreSQL variant (TestEnv::postgres): fails in CI (CI=true) when no
+        // PostgreSQL answers, and on a set TESSERA_TEST_POSTGRES_URL that does not answer;
+        // elsewhere, with no server at all, says SKIPPED on stderr.
+        if let Some(env) = TestEnv::postgres().await {
+            let dir = fixtures();
+            let dump = std::fs::read_to_string(dir.join("postgres.sql"))
+                .unwrap_or_else(|e| panic!("reading tests/fixtures/v1/postgres.sql: {e}"));
+            load_dump(env.database_url.as_deref().unwrap(), &dump).await;
+            install(&dir.join("master.key"), &env.data_dir.join("master.key"));
+            let expected = read_json(&dir.join("postgres-expected.json"));
+            previous_data_keeps_working(&env, &expected).await;
+        }
+    }
+}
