@@ -23,12 +23,17 @@
 #![deny(missing_docs)]
 
 mod authorized;
+mod clock;
+mod discovery;
 mod error;
+mod request;
+mod retry;
+mod secret;
 mod source;
 
 pub use authorized::AuthorizedClient;
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::TokenError;
-pub use source::{
-    AccessToken, ClientSecret, Clock, ManualClock, RetryPolicy, SystemClock, TokenSource,
-    TokenSourceBuilder,
-};
+pub use retry::RetryPolicy;
+pub use secret::{AccessToken, ClientSecret};
+pub use source::{TokenSource, TokenSourceBuilder};
