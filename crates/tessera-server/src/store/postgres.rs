@@ -3,10 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
-use sqlx::{Postgres, Transaction};
+use std::str::FromStr as _;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{Pool, Postgres, Transaction};
+
+use super::sql::{Backend, SqlStore};
+use super::StoreError;
+
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "initial",
@@ -34,14 +39,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 pub const CHANGES_CHANNEL: &str = "tessera_changes";
 
 /// PostgreSQL store.
-#[derive(Debug, Clone)]
-pub struct PostgresStore {
-    pool: PgPool,
-}
+pub type PostgresStore = SqlStore<Postgres>;
 
-super::sql::shared_queries!(PostgresStore, Postgres, sqlx::postgres::PgRow, MIGRATIONS);
-
-impl PostgresStore {
+impl SqlStore<Postgres> {
     /// Connect to `url`. Connections are made lazily, so a database that is down at this moment
     /// surfaces as an error on first use (start-up uses it at once, and fails with one line).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -56,26 +56,6 @@ impl PostgresStore {
             .connect_with(opts)
             .await?;
         Ok(Self { pool })
-    }
-
-    /// A transaction holding a lock on `signing_keys` that serialises key creation and rotation
-    /// across replicas: the second waits, then sees what the first did.
-    async fn begin_locked(&self) -> Result<Transaction<'_, Postgres>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
-    }
-
-    async fn notify(tx: &mut Transaction<'_, Postgres>, revision: i64) -> Result<(), StoreError> {
-        // Delivered at commit, to every replica LISTENing.
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANGES_CHANNEL)
-            .bind(revision.to_string())
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
     }
 
     /// Listen for change notifications and wake `wake` on each, reconnecting after failures.
@@ -104,5 +84,35 @@ impl PostgresStore {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         })
+    }
+}
+
+impl Backend for Postgres {
+    const MIGRATIONS: &'static [(i64, &'static str, &'static str)] = POSTGRES_MIGRATIONS;
+
+    /// A transaction holding a lock on `signing_keys` that serialises key creation and rotation
+    /// across replicas: the second waits, then sees what the first did.
+    async fn begin_locked(
+        pool: &Pool<Postgres>,
+    ) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let mut tx = pool.begin().await?;
+        sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    async fn notify(tx: &mut Transaction<'_, Postgres>, revision: i64) -> Result<(), StoreError> {
+        // Delivered at commit, to every replica LISTENing.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGES_CHANNEL)
+            .bind(revision.to_string())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
 }

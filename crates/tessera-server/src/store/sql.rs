@@ -1,8 +1,50 @@
-//! The SQL both backends share. sqlx's SQLite driver accepts PostgreSQL-style `$N` placeholders,
-//! so one text serves both; this macro stamps the same methods onto each backend's store type,
-//! so a query exists once however many backends there are. Backend-specific parts (connecting,
-//! the lock that makes "create the first key" race-free, change notification) live in each
-//! backend's module.
+//! The SQL both backends share, written once as generic code over sqlx. sqlx's SQLite driver
+//! accepts PostgreSQL-style `$N` placeholders, so one text serves both. What differs per backend
+//! (the migrations, the lock that makes "create the first key" and rotation race-free, change
+//! notification) is the [`Backend`] trait, implemented in `sqlite.rs` and `postgres.rs`, which
+//! also hold connecting.
+
+use std::future::Future;
+
+use sqlx::{Database, Pool, Transaction};
+
+use crate::store::StoreError;
+
+/// What differs between the backends.
+pub trait Backend: Database {
+    /// The migrations, compiled into the binary.
+    const MIGRATIONS: &'static [(i64, &'static str, &'static str)];
+
+    /// A write transaction holding the lock that serialises key creation and rotation across
+    /// processes (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: a table lock).
+    fn begin_locked(
+        pool: &Pool<Self>,
+    ) -> impl Future<Output = Result<Transaction<'static, Self>, StoreError>> + Send;
+
+    /// How many rows a statement changed.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+
+    /// Tell other processes that `revision` was committed, where the backend can (delivered at
+    /// commit); a no-op where servers poll.
+    fn notify<'t>(
+        tx: &'t mut Transaction<'_, Self>,
+        revision: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 't;
+}
+
+/// A store over one backend's connection pool.
+#[derive(Debug)]
+pub struct SqlStore<DB: Database> {
+    pub(crate) pool: Pool<DB>,
+}
+
+impl<DB: Database> Clone for SqlStore<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+        }
+    }
+}
 
 /// Migrations compiled into the binary, so a single file runs anywhere.
 #[derive(Debug)]
@@ -33,394 +75,519 @@ impl<'s> sqlx::migrate::MigrationSource<'s> for Embedded {
     }
 }
 
-macro_rules! shared_queries {
-    ($Store:ident, $Db:ty, $Row:ty, $MIGRATIONS:expr) => {
-        use std::str::FromStr as _;
+use std::str::FromStr as _;
 
-        use sqlx::Row as _;
+use sqlx::Row as _;
 
-        use crate::keys::{Alg, Jwk, Kid, StoredKey};
-        use crate::oauth::{Client, ClientId, SecretId, StoredSecret};
-        use crate::secrets::SecretHash;
-        use crate::store::{audiences_from_json, audiences_to_json, scopes_from_text, AuditEvent, ClientUpdate, NewClient, Rotation, StoreError};
+use crate::keys::{Alg, Jwk, Kid, StoredKey};
+use crate::oauth::{Client, ClientId, SecretId, StoredSecret};
+use crate::secrets::SecretHash;
+use crate::store::{
+    audiences_from_json, audiences_to_json, scopes_from_text, AuditEvent, ClientUpdate, NewClient,
+    Rotation,
+};
 
-        impl $Store {
-            pub(in crate::store) async fn migrate(&self) -> Result<(), StoreError> {
-                let migrator = sqlx::migrate::Migrator::new(crate::store::sql::Embedded($MIGRATIONS))
-                    .await
-                    .map_err(|e| StoreError::Migrate(e.to_string()))?;
-                migrator.run(&self.pool).await.map_err(|e| StoreError::Migrate(e.to_string()))
-            }
+impl<DB: Backend> SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    DB::Connection: sqlx::migrate::Migrate,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB>,
+    for<'q> Option<bool>: sqlx::Encode<'q, DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB>,
+    for<'r> (i64,): sqlx::FromRow<'r, DB::Row>,
+    for<'r> (String,): sqlx::FromRow<'r, DB::Row>,
+    for<'s> &'s str: sqlx::ColumnIndex<DB::Row>,
+{
+    pub(crate) async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = sqlx::migrate::Migrator::new(Embedded(DB::MIGRATIONS))
+            .await
+            .map_err(|e| StoreError::Migrate(e.to_string()))?;
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Migrate(e.to_string()))
+    }
 
-            pub(in crate::store) async fn ping(&self) -> Result<(), StoreError> {
-                sqlx::query("SELECT 1").execute(&self.pool).await?;
-                Ok(())
-            }
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
 
-            pub(in crate::store) async fn revision(&self) -> Result<i64, StoreError> {
-                Ok(sqlx::query_scalar("SELECT revision FROM meta WHERE id = 1").fetch_one(&self.pool).await?)
-            }
+    pub(crate) async fn revision(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT revision FROM meta WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?)
+    }
 
-            pub(in crate::store) async fn load_clients(&self) -> Result<Vec<Client>, StoreError> {
-                // One transaction, so clients and secrets are from the same moment.
-                let mut tx = self.pool.begin().await?;
-                let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, id").fetch_all(&mut *tx).await?;
-                let secrets = sqlx::query("SELECT * FROM client_secrets ORDER BY created_at, id").fetch_all(&mut *tx).await?;
-                tx.commit().await?;
-                let mut clients = rows.iter().map(client_from_row).collect::<Result<Vec<_>, _>>()?;
-                let by_id: std::collections::HashMap<String, usize> =
-                    clients.iter().enumerate().map(|(i, c)| (c.id.as_str().to_owned(), i)).collect();
-                for row in &secrets {
-                    let client_id: String = row.try_get("client_id")?;
-                    if let Some(&i) = by_id.get(&client_id) {
-                        clients[i].secrets.push(secret_from_row(row)?);
-                    }
-                }
-                Ok(clients)
-            }
-
-            pub(in crate::store) async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let row = sqlx::query("SELECT * FROM clients WHERE id = $1").bind(id.as_str()).fetch_optional(&mut *tx).await?;
-                let Some(row) = row else {
-                    return Ok(None);
-                };
-                let mut client = client_from_row(&row)?;
-                let secrets = sqlx::query("SELECT * FROM client_secrets WHERE client_id = $1 ORDER BY created_at, id")
-                    .bind(id.as_str())
-                    .fetch_all(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                client.secrets = secrets.iter().map(secret_from_row).collect::<Result<_, _>>()?;
-                Ok(Some(client))
-            }
-
-            pub(in crate::store) async fn create_client(&self, c: &NewClient, now: i64, audit: &AuditEvent) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query(
-                    "INSERT INTO clients (id, name, scopes, audiences, token_ttl, enabled, created_at, updated_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(c.id.as_str())
-                .bind(&c.name)
-                .bind(c.scopes.to_string())
-                .bind(audiences_to_json(&c.audiences))
-                .bind(i64::from(c.token_ttl))
-                .bind(true)
-                .bind(now)
-                .bind(now)
-                .bind(c.expires_at)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO client_secrets (id, client_id, hash, created_at, expires_at, revoked_at) \
-                     VALUES ($1, $2, $3, $4, $5, NULL)",
-                )
-                .bind(&c.secret.id.0)
-                .bind(c.id.as_str())
-                .bind(c.secret.hash.as_str())
-                .bind(c.secret.created_at)
-                .bind(c.secret.expires_at)
-                .execute(&mut *tx)
-                .await?;
-                Self::commit_change(tx, audit).await?;
-                Ok(())
-            }
-
-            pub(in crate::store) async fn update_client(&self, id: &ClientId, u: &ClientUpdate, now: i64, audit: &AuditEvent) -> Result<bool, StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let r = sqlx::query(
-                    "UPDATE clients SET name = COALESCE($1, name), scopes = COALESCE($2, scopes), \
-                     audiences = COALESCE($3, audiences), token_ttl = COALESCE($4, token_ttl), \
-                     enabled = COALESCE($5, enabled), updated_at = $6, \
-                     expires_at = CASE WHEN $7 THEN $8 ELSE expires_at END WHERE id = $9",
-                )
-                .bind(u.name.as_deref())
-                .bind(u.scopes.as_ref().map(|s| s.to_string()))
-                .bind(u.audiences.as_deref().map(audiences_to_json))
-                .bind(u.token_ttl.map(i64::from))
-                .bind(u.enabled)
-                .bind(now)
-                .bind(u.expires_at.is_some())
-                .bind(u.expires_at.flatten())
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?;
-                if r.rows_affected() == 0 {
-                    return Ok(false);
-                }
-                Self::commit_change(tx, audit).await?;
-                Ok(true)
-            }
-
-            pub(in crate::store) async fn delete_client(&self, id: &ClientId, audit: &AuditEvent) -> Result<bool, StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let r = sqlx::query("DELETE FROM clients WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await?;
-                if r.rows_affected() == 0 {
-                    return Ok(false);
-                }
-                Self::commit_change(tx, audit).await?;
-                Ok(true)
-            }
-
-            pub(in crate::store) async fn add_secret(
-                &self,
-                client: &ClientId,
-                secret: &StoredSecret,
-                expire_others_at: Option<i64>,
-                now: i64,
-                audit: &AuditEvent,
-            ) -> Result<bool, StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let r = sqlx::query("UPDATE clients SET updated_at = $1 WHERE id = $2").bind(now).bind(client.as_str()).execute(&mut *tx).await?;
-                if r.rows_affected() == 0 {
-                    return Ok(false);
-                }
-                if let Some(at) = expire_others_at {
-                    sqlx::query(
-                        "UPDATE client_secrets SET expires_at = $1 WHERE client_id = $2 AND revoked_at IS NULL \
-                         AND (expires_at IS NULL OR expires_at > $3)",
-                    )
-                    .bind(at)
-                    .bind(client.as_str())
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                sqlx::query(
-                    "INSERT INTO client_secrets (id, client_id, hash, created_at, expires_at, revoked_at) \
-                     VALUES ($1, $2, $3, $4, $5, NULL)",
-                )
-                .bind(&secret.id.0)
-                .bind(client.as_str())
-                .bind(secret.hash.as_str())
-                .bind(secret.created_at)
-                .bind(secret.expires_at)
-                .execute(&mut *tx)
-                .await?;
-                Self::commit_change(tx, audit).await?;
-                Ok(true)
-            }
-
-            pub(in crate::store) async fn revoke_secret(&self, client: &ClientId, secret: &str, now: i64, audit: &AuditEvent) -> Result<bool, StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let r = sqlx::query("UPDATE client_secrets SET revoked_at = $1 WHERE client_id = $2 AND id = $3 AND revoked_at IS NULL")
-                    .bind(now)
-                    .bind(client.as_str())
-                    .bind(secret)
-                    .execute(&mut *tx)
-                    .await?;
-                if r.rows_affected() == 0 {
-                    return Ok(false);
-                }
-                sqlx::query("UPDATE clients SET updated_at = $1 WHERE id = $2").bind(now).bind(client.as_str()).execute(&mut *tx).await?;
-                Self::commit_change(tx, audit).await?;
-                Ok(true)
-            }
-
-            pub(in crate::store) async fn insert_first_key(&self, key: &StoredKey, now: i64) -> Result<bool, StoreError> {
-                let mut tx = self.begin_locked().await?;
-                let inserted = Self::insert_key_if_none(&mut tx, key, now).await?;
-                tx.commit().await?;
-                Ok(inserted)
-            }
-
-            pub(in crate::store) async fn rotate_key(&self, next: &StoredKey, retire_at: i64, now: i64, audit: &AuditEvent) -> Result<Rotation, StoreError> {
-                let mut tx = self.begin_locked().await?;
-                let pending: Option<String> = sqlx::query_scalar(
-                    "SELECT kid FROM signing_keys WHERE activates_at > $1 AND (retires_at IS NULL OR retires_at > $2) LIMIT 1",
-                )
-                .bind(now)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(kid) = pending {
-                    return Ok(Rotation::AlreadyPending(Kid(kid)));
-                }
-                // Every key that may sign until the new one activates stays published until the
-                // tokens it signed have expired.
-                sqlx::query("UPDATE signing_keys SET retires_at = $1 WHERE retires_at IS NULL")
-                    .bind(retire_at)
-                    .execute(&mut *tx)
-                    .await?;
-                Self::insert_key(&mut tx, next).await?;
-                Self::commit_change(tx, audit).await?;
-                Ok(Rotation::Scheduled { retires_at: retire_at })
-            }
-
-            pub(in crate::store) async fn revoke_token(&self, jti: &str, client: &ClientId, expires_at: i64) -> Result<(), StoreError> {
-                sqlx::query("INSERT INTO revoked_tokens (jti, client_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING")
-                    .bind(jti)
-                    .bind(client.as_str())
-                    .bind(expires_at)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
-            }
-
-            pub(in crate::store) async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM revoked_tokens WHERE jti = $1").bind(jti).fetch_one(&self.pool).await?;
-                Ok(n > 0)
-            }
-
-            pub(in crate::store) async fn purge_revocations(&self, now: i64) -> Result<u64, StoreError> {
-                let r = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1").bind(now).execute(&self.pool).await?;
-                Ok(r.rows_affected())
-            }
-
-            pub(in crate::store) async fn erase_retired_private_keys(&self, now: i64) -> Result<u64, StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let r = sqlx::query("UPDATE signing_keys SET private_key = $1 WHERE retires_at IS NOT NULL AND retires_at <= $2 AND length(private_key) > 0")
-                    .bind(Vec::<u8>::new())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                if r.rows_affected() > 0 {
-                    // Replicas reload their key lists, so none goes on seeing the key as sealed.
-                    Self::changed(&mut tx).await?;
-                }
-                tx.commit().await?;
-                Ok(r.rows_affected())
-            }
-
-            pub(in crate::store) async fn list_audit(&self, client: Option<&str>, since: i64) -> Result<Vec<AuditEvent>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT at, actor, action, client_id, detail FROM audit_events \
-                     WHERE ($1 = '' OR client_id = $2) AND at >= $3 ORDER BY id",
-                )
-                .bind(client.unwrap_or(""))
-                .bind(client.unwrap_or(""))
-                .bind(since)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        let detail: String = r.try_get("detail")?;
-                        Ok(AuditEvent {
-                            at: r.try_get("at")?,
-                            actor: r.try_get("actor")?,
-                            action: r.try_get("action")?,
-                            client_id: r.try_get("client_id")?,
-                            detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-                        })
-                    })
-                    .collect()
-            }
-
-            pub(in crate::store) async fn load_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
-                let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid").fetch_all(&self.pool).await?;
-                rows.iter().map(key_from_row).collect()
-            }
-
-            /// Inside a transaction that holds the backend's write lock: insert `key` unless a
-            /// key is published at `now`.
-            async fn insert_key_if_none(tx: &mut sqlx::Transaction<'_, $Db>, key: &StoredKey, now: i64) -> Result<bool, StoreError> {
-                let published: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys WHERE retires_at IS NULL OR retires_at > $1")
-                    .bind(now)
-                    .fetch_one(&mut **tx)
-                    .await?;
-                if published > 0 {
-                    return Ok(false);
-                }
-                Self::insert_key(tx, key).await?;
-                Self::changed(tx).await?;
-                Ok(true)
-            }
-
-            async fn insert_key(tx: &mut sqlx::Transaction<'_, $Db>, key: &StoredKey) -> Result<(), StoreError> {
-                let jwk = serde_json::to_string(&key.public_jwk).map_err(|e| StoreError::Other(e.to_string()))?;
-                sqlx::query(
-                    "INSERT INTO signing_keys (kid, alg, private_key, public_jwk, created_at, activates_at, retires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&key.kid.0)
-                .bind(key.alg.as_str())
-                .bind(&key.sealed_private_key)
-                .bind(jwk)
-                .bind(key.created_at)
-                .bind(key.activates_at)
-                .bind(key.retires_at)
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
-            }
-
-            /// Finish an admin change: write its audit record, bump the change counter (telling
-            /// listeners, where the backend can) and commit, all in the change's own
-            /// transaction, so no write can forget either and neither exists without the other.
-            async fn commit_change(mut tx: sqlx::Transaction<'_, $Db>, audit: &AuditEvent) -> Result<(), StoreError> {
-                Self::insert_audit(&mut tx, audit).await?;
-                Self::changed(&mut tx).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            /// The audit record of a change (see `commit_change`).
-            async fn insert_audit(tx: &mut sqlx::Transaction<'_, $Db>, e: &AuditEvent) -> Result<(), StoreError> {
-                sqlx::query("INSERT INTO audit_events (at, actor, action, client_id, detail) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(e.at)
-                    .bind(&e.actor)
-                    .bind(&e.action)
-                    .bind(e.client_id.as_deref())
-                    .bind(e.detail.to_string())
-                    .execute(&mut **tx)
-                    .await?;
-                Ok(())
-            }
-
-            /// Bump the change counter (and tell listeners, where the backend can), so every
-            /// server reloads. Revocations do not bump it: they are read from the database per
-            /// request, not held in the snapshot.
-            async fn changed(tx: &mut sqlx::Transaction<'_, $Db>) -> Result<(), StoreError> {
-                let revision: i64 = sqlx::query_scalar("UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision")
-                    .fetch_one(&mut **tx)
-                    .await?;
-                Self::notify(tx, revision).await
+    pub(crate) async fn load_clients(&self) -> Result<Vec<Client>, StoreError> {
+        // One transaction, so clients and secrets are from the same moment.
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, id")
+            .fetch_all(&mut *tx)
+            .await?;
+        let secrets = sqlx::query("SELECT * FROM client_secrets ORDER BY created_at, id")
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut clients = rows
+            .iter()
+            .map(Self::client_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let by_id: std::collections::HashMap<String, usize> = clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.as_str().to_owned(), i))
+            .collect();
+        for row in &secrets {
+            let client_id: String = row.try_get("client_id")?;
+            if let Some(&i) = by_id.get(&client_id) {
+                clients[i].secrets.push(Self::secret_from_row(row)?);
             }
         }
+        Ok(clients)
+    }
 
-        fn client_from_row(row: &$Row) -> Result<Client, StoreError> {
-            let id: String = row.try_get("id")?;
-            let ttl: i64 = row.try_get("token_ttl")?;
-            Ok(Client {
-                id: ClientId::parse(&id).ok_or_else(|| StoreError::Corrupt { table: "clients", detail: "bad id".into() })?,
-                name: row.try_get("name")?,
-                scopes: scopes_from_text(&row.try_get::<String, _>("scopes")?)?,
-                audiences: audiences_from_json(&row.try_get::<String, _>("audiences")?)?,
-                token_ttl: u32::try_from(ttl).map_err(|_| StoreError::Corrupt { table: "clients", detail: "bad token_ttl".into() })?,
-                enabled: row.try_get("enabled")?,
-                expires_at: row.try_get("expires_at")?,
-                secrets: Vec::new(),
-                created_at: row.try_get("created_at")?,
-                updated_at: row.try_get("updated_at")?,
+    pub(crate) async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT * FROM clients WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut client = Self::client_from_row(&row)?;
+        let secrets = sqlx::query(
+            "SELECT * FROM client_secrets WHERE client_id = $1 ORDER BY created_at, id",
+        )
+        .bind(id.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        client.secrets = secrets
+            .iter()
+            .map(Self::secret_from_row)
+            .collect::<Result<_, _>>()?;
+        Ok(Some(client))
+    }
+
+    pub(crate) async fn create_client(
+        &self,
+        c: &NewClient,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO clients (id, name, scopes, audiences, token_ttl, enabled, created_at, updated_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(c.id.as_str())
+        .bind(&c.name)
+        .bind(c.scopes.to_string())
+        .bind(audiences_to_json(&c.audiences))
+        .bind(i64::from(c.token_ttl))
+        .bind(true)
+        .bind(now)
+        .bind(now)
+        .bind(c.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO client_secrets (id, client_id, hash, created_at, expires_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, NULL)",
+        )
+        .bind(&c.secret.id.0)
+        .bind(c.id.as_str())
+        .bind(c.secret.hash.as_str())
+        .bind(c.secret.created_at)
+        .bind(c.secret.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        Self::commit_change(tx, audit).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn update_client(
+        &self,
+        id: &ClientId,
+        u: &ClientUpdate,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(
+            "UPDATE clients SET name = COALESCE($1, name), scopes = COALESCE($2, scopes), \
+             audiences = COALESCE($3, audiences), token_ttl = COALESCE($4, token_ttl), \
+             enabled = COALESCE($5, enabled), updated_at = $6, \
+             expires_at = CASE WHEN $7 THEN $8 ELSE expires_at END WHERE id = $9",
+        )
+        .bind(u.name.as_deref())
+        .bind(u.scopes.as_ref().map(|s| s.to_string()))
+        .bind(u.audiences.as_deref().map(audiences_to_json))
+        .bind(u.token_ttl.map(i64::from))
+        .bind(u.enabled)
+        .bind(now)
+        .bind(u.expires_at.is_some())
+        .bind(u.expires_at.flatten())
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if DB::rows_affected(&r) == 0 {
+            return Ok(false);
+        }
+        Self::commit_change(tx, audit).await?;
+        Ok(true)
+    }
+
+    pub(crate) async fn delete_client(
+        &self,
+        id: &ClientId,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("DELETE FROM clients WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        if DB::rows_affected(&r) == 0 {
+            return Ok(false);
+        }
+        Self::commit_change(tx, audit).await?;
+        Ok(true)
+    }
+
+    pub(crate) async fn add_secret(
+        &self,
+        client: &ClientId,
+        secret: &StoredSecret,
+        expire_others_at: Option<i64>,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("UPDATE clients SET updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(client.as_str())
+            .execute(&mut *tx)
+            .await?;
+        if DB::rows_affected(&r) == 0 {
+            return Ok(false);
+        }
+        if let Some(at) = expire_others_at {
+            sqlx::query(
+                "UPDATE client_secrets SET expires_at = $1 WHERE client_id = $2 AND revoked_at IS NULL \
+                 AND (expires_at IS NULL OR expires_at > $3)",
+            )
+            .bind(at)
+            .bind(client.as_str())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO client_secrets (id, client_id, hash, created_at, expires_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, NULL)",
+        )
+        .bind(&secret.id.0)
+        .bind(client.as_str())
+        .bind(secret.hash.as_str())
+        .bind(secret.created_at)
+        .bind(secret.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        Self::commit_change(tx, audit).await?;
+        Ok(true)
+    }
+
+    pub(crate) async fn revoke_secret(
+        &self,
+        client: &ClientId,
+        secret: &str,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("UPDATE client_secrets SET revoked_at = $1 WHERE client_id = $2 AND id = $3 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(client.as_str())
+            .bind(secret)
+            .execute(&mut *tx)
+            .await?;
+        if DB::rows_affected(&r) == 0 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE clients SET updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(client.as_str())
+            .execute(&mut *tx)
+            .await?;
+        Self::commit_change(tx, audit).await?;
+        Ok(true)
+    }
+
+    pub(crate) async fn insert_first_key(
+        &self,
+        key: &StoredKey,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = DB::begin_locked(&self.pool).await?;
+        let inserted = Self::insert_key_if_none(&mut tx, key, now).await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    pub(crate) async fn rotate_key(
+        &self,
+        next: &StoredKey,
+        retire_at: i64,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> Result<Rotation, StoreError> {
+        let mut tx = DB::begin_locked(&self.pool).await?;
+        let pending: Option<String> = sqlx::query_scalar(
+            "SELECT kid FROM signing_keys WHERE activates_at > $1 AND (retires_at IS NULL OR retires_at > $2) LIMIT 1",
+        )
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(kid) = pending {
+            return Ok(Rotation::AlreadyPending(Kid(kid)));
+        }
+        // Every key that may sign until the new one activates stays published until the
+        // tokens it signed have expired.
+        sqlx::query("UPDATE signing_keys SET retires_at = $1 WHERE retires_at IS NULL")
+            .bind(retire_at)
+            .execute(&mut *tx)
+            .await?;
+        Self::insert_key(&mut tx, next).await?;
+        Self::commit_change(tx, audit).await?;
+        Ok(Rotation::Scheduled {
+            retires_at: retire_at,
+        })
+    }
+
+    pub(crate) async fn revoke_token(
+        &self,
+        jti: &str,
+        client: &ClientId,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO revoked_tokens (jti, client_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING")
+            .bind(jti)
+            .bind(client.as_str())
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM revoked_tokens WHERE jti = $1")
+            .bind(jti)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    pub(crate) async fn purge_revocations(&self, now: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&r))
+    }
+
+    pub(crate) async fn erase_retired_private_keys(&self, now: i64) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("UPDATE signing_keys SET private_key = $1 WHERE retires_at IS NOT NULL AND retires_at <= $2 AND length(private_key) > 0")
+            .bind(Vec::<u8>::new())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if DB::rows_affected(&r) > 0 {
+            // Replicas reload their key lists, so none goes on seeing the key as sealed.
+            Self::changed(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(DB::rows_affected(&r))
+    }
+
+    pub(crate) async fn list_audit(
+        &self,
+        client: Option<&str>,
+        since: i64,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, actor, action, client_id, detail FROM audit_events \
+             WHERE ($1 = '' OR client_id = $2) AND at >= $3 ORDER BY id",
+        )
+        .bind(client.unwrap_or(""))
+        .bind(client.unwrap_or(""))
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let detail: String = r.try_get("detail")?;
+                Ok(AuditEvent {
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    client_id: r.try_get("client_id")?,
+                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+                })
             })
-        }
+            .collect()
+    }
 
-        fn secret_from_row(row: &$Row) -> Result<StoredSecret, StoreError> {
-            Ok(StoredSecret {
-                id: SecretId(row.try_get("id")?),
-                hash: SecretHash::from_stored(row.try_get("hash")?),
-                created_at: row.try_get("created_at")?,
-                expires_at: row.try_get("expires_at")?,
-                revoked_at: row.try_get("revoked_at")?,
-            })
-        }
+    pub(crate) async fn load_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::key_from_row).collect()
+    }
 
-        fn key_from_row(row: &$Row) -> Result<StoredKey, StoreError> {
-            let corrupt = |detail: String| StoreError::Corrupt { table: "signing_keys", detail };
-            let alg: String = row.try_get("alg")?;
-            let jwk: String = row.try_get("public_jwk")?;
-            Ok(StoredKey {
-                kid: Kid(row.try_get("kid")?),
-                alg: Alg::from_str(&alg).map_err(corrupt)?,
-                sealed_private_key: row.try_get("private_key")?,
-                public_jwk: serde_json::from_str::<Jwk>(&jwk).map_err(|e| corrupt(e.to_string()))?,
-                created_at: row.try_get("created_at")?,
-                activates_at: row.try_get("activates_at")?,
-                retires_at: row.try_get("retires_at")?,
-            })
+    /// Inside a transaction that holds the backend's write lock: insert `key` unless a
+    /// key is published at `now`.
+    async fn insert_key_if_none(
+        tx: &mut sqlx::Transaction<'_, DB>,
+        key: &StoredKey,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let published: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM signing_keys WHERE retires_at IS NULL OR retires_at > $1",
+        )
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?;
+        if published > 0 {
+            return Ok(false);
         }
-    };
+        Self::insert_key(tx, key).await?;
+        Self::changed(tx).await?;
+        Ok(true)
+    }
+
+    async fn insert_key(
+        tx: &mut sqlx::Transaction<'_, DB>,
+        key: &StoredKey,
+    ) -> Result<(), StoreError> {
+        let jwk =
+            serde_json::to_string(&key.public_jwk).map_err(|e| StoreError::Other(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_key, public_jwk, created_at, activates_at, retires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&key.kid.0)
+        .bind(key.alg.as_str())
+        .bind(&key.sealed_private_key)
+        .bind(jwk)
+        .bind(key.created_at)
+        .bind(key.activates_at)
+        .bind(key.retires_at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Finish an admin change: write its audit record, bump the change counter (telling
+    /// listeners, where the backend can) and commit, all in the change's own
+    /// transaction, so no write can forget either and neither exists without the other.
+    async fn commit_change(
+        mut tx: sqlx::Transaction<'_, DB>,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        Self::insert_audit(&mut tx, audit).await?;
+        Self::changed(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The audit record of a change (see `commit_change`).
+    async fn insert_audit(
+        tx: &mut sqlx::Transaction<'_, DB>,
+        e: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit_events (at, actor, action, client_id, detail) VALUES ($1, $2, $3, $4, $5)")
+            .bind(e.at)
+            .bind(&e.actor)
+            .bind(&e.action)
+            .bind(e.client_id.as_deref())
+            .bind(e.detail.to_string())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Bump the change counter (and tell listeners, where the backend can), so every
+    /// server reloads. Revocations do not bump it: they are read from the database per
+    /// request, not held in the snapshot.
+    async fn changed(tx: &mut sqlx::Transaction<'_, DB>) -> Result<(), StoreError> {
+        let revision: i64 = sqlx::query_scalar(
+            "UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision",
+        )
+        .fetch_one(&mut **tx)
+        .await?;
+        DB::notify(tx, revision).await
+    }
+
+    fn client_from_row(row: &DB::Row) -> Result<Client, StoreError> {
+        let id: String = row.try_get("id")?;
+        let ttl: i64 = row.try_get("token_ttl")?;
+        Ok(Client {
+            id: ClientId::parse(&id).ok_or_else(|| StoreError::Corrupt {
+                table: "clients",
+                detail: "bad id".into(),
+            })?,
+            name: row.try_get("name")?,
+            scopes: scopes_from_text(&row.try_get::<String, _>("scopes")?)?,
+            audiences: audiences_from_json(&row.try_get::<String, _>("audiences")?)?,
+            token_ttl: u32::try_from(ttl).map_err(|_| StoreError::Corrupt {
+                table: "clients",
+                detail: "bad token_ttl".into(),
+            })?,
+            enabled: row.try_get("enabled")?,
+            expires_at: row.try_get("expires_at")?,
+            secrets: Vec::new(),
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+
+    fn secret_from_row(row: &DB::Row) -> Result<StoredSecret, StoreError> {
+        Ok(StoredSecret {
+            id: SecretId(row.try_get("id")?),
+            hash: SecretHash::from_stored(row.try_get("hash")?),
+            created_at: row.try_get("created_at")?,
+            expires_at: row.try_get("expires_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+        })
+    }
+
+    fn key_from_row(row: &DB::Row) -> Result<StoredKey, StoreError> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            table: "signing_keys",
+            detail,
+        };
+        let alg: String = row.try_get("alg")?;
+        let jwk: String = row.try_get("public_jwk")?;
+        Ok(StoredKey {
+            kid: Kid(row.try_get("kid")?),
+            alg: Alg::from_str(&alg).map_err(corrupt)?,
+            sealed_private_key: row.try_get("private_key")?,
+            public_jwk: serde_json::from_str::<Jwk>(&jwk).map_err(|e| corrupt(e.to_string()))?,
+            created_at: row.try_get("created_at")?,
+            activates_at: row.try_get("activates_at")?,
+            retires_at: row.try_get("retires_at")?,
+        })
+    }
 }
-
-pub(super) use shared_queries;

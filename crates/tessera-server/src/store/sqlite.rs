@@ -1,13 +1,15 @@
 //! The embedded SQLite backend (the default: a file, no set-up).
 
+use std::str::FromStr as _;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Sqlite, Transaction};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Sqlite, Transaction};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[
+use super::sql::{Backend, SqlStore};
+use super::StoreError;
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "initial",
@@ -31,14 +33,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 /// SQLite store.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-}
+pub type SqliteStore = SqlStore<Sqlite>;
 
-super::sql::shared_queries!(SqliteStore, Sqlite, sqlx::sqlite::SqliteRow, MIGRATIONS);
-
-impl SqliteStore {
+impl SqlStore<Sqlite> {
     /// Open (creating if missing) the database at `url`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let opts = SqliteConnectOptions::from_str(url)
@@ -60,14 +57,22 @@ impl SqliteStore {
             .await?;
         Ok(Self { pool })
     }
+}
+
+impl Backend for Sqlite {
+    const MIGRATIONS: &'static [(i64, &'static str, &'static str)] = SQLITE_MIGRATIONS;
 
     /// A write transaction holding the database's write lock from its first statement
     /// (IMMEDIATE), so two processes cannot both read "no key" / "no rotation" and both write.
-    async fn begin_locked(&self) -> Result<Transaction<'_, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    async fn begin_locked(pool: &Pool<Sqlite>) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// SQLite has no notifications: servers find changes by polling the revision.
+    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
     async fn notify(_tx: &mut Transaction<'_, Sqlite>, _revision: i64) -> Result<(), StoreError> {
         Ok(())
     }
