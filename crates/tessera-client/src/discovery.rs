@@ -18,29 +18,20 @@ impl TokenSource {
             Endpoint::Token(u) => Ok(u.clone()),
             Endpoint::Discover { issuer, resolved } => resolved
                 .get_or_try_init(|| async {
-                    let url = format!(
-                        "{}/.well-known/oauth-authorization-server",
-                        issuer.trim_end_matches('/')
-                    );
-                    let doc: serde_json::Value = self
+                    let body = self
                         .inner
                         .http
-                        .get(&url)
+                        .get(tessera_proto::metadata_url(issuer))
                         .send()
                         .await
                         .and_then(reqwest::Response::error_for_status)
                         .map_err(|e| TokenError::Discovery(e.to_string()))?
-                        .json()
+                        .bytes()
                         .await
                         .map_err(|e| TokenError::Discovery(e.to_string()))?;
-                    if doc.get("issuer").and_then(|v| v.as_str()) != Some(issuer.as_str()) {
-                        return Err(TokenError::Discovery(
-                            "metadata issuer does not equal the configured issuer".into(),
-                        ));
-                    }
-                    doc.get("token_endpoint")
-                        .and_then(|v| v.as_str())
-                        .map(str::to_owned)
+                    tessera_proto::Metadata::from_json(&body, issuer)
+                        .map_err(|e| TokenError::Discovery(e.to_string()))?
+                        .token_endpoint
                         .ok_or_else(|| {
                             TokenError::Discovery("metadata has no token_endpoint".into())
                         })

@@ -35,5 +35,6 @@ pub use authorized::AuthorizedClient;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::TokenError;
 pub use retry::RetryPolicy;
-pub use secret::{AccessToken, ClientSecret};
+pub use secret::AccessToken;
 pub use source::{TokenSource, TokenSourceBuilder};
+pub use tessera_proto::ClientSecret;

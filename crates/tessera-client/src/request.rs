@@ -4,23 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
+use tessera_proto::{ErrorBody, TokenResponse};
 
 use crate::{AccessToken, TokenError, TokenSource};
-
-#[derive(Deserialize)]
-pub(crate) struct TokenResponse {
-    access_token: String,
-    token_type: String,
-    expires_in: Option<u64>,
-    scope: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct ErrorResponse {
-    error: String,
-    error_description: Option<String>,
-}
 
 pub(crate) enum Attempt {
     Done(Result<AccessToken, TokenError>),
@@ -42,7 +28,10 @@ impl TokenSource {
             form.push(("resource", a));
         }
         // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic's base64.
-        let (id, secret) = (form_encode(&inner.client_id), form_encode(&inner.secret.0));
+        let (id, secret) = (
+            form_encode(&inner.client_id),
+            form_encode(inner.secret.expose()),
+        );
         let resp = match inner
             .http
             .post(url)
@@ -85,11 +74,11 @@ impl TokenSource {
                 after: retry_after,
             };
         }
-        Attempt::Done(Err(match serde_json::from_slice::<ErrorResponse>(&body) {
+        Attempt::Done(Err(match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(e) => TokenError::OAuth {
                 status: status.as_u16(),
-                code: e.error,
-                description: e.error_description,
+                code: e.error.into_owned(),
+                description: e.error_description.map(|d| d.into_owned()),
             },
             Err(_) => TokenError::Protocol(format!("HTTP {status} without an RFC 6749 error body")),
         }))

@@ -1,26 +1,9 @@
-//! The two secrets a token source handles: the client secret it sends and the access tokens it
-//! gets back. Neither shows in `Debug`.
+//! The access tokens a token source gets back (`Debug` never shows them). The client secret it
+//! sends is `tessera_proto::ClientSecret`, shared with the server.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A client secret. `Debug` never shows it; it is sent only to the token endpoint.
-#[derive(Clone)]
-pub struct ClientSecret(pub(crate) String);
-
-impl ClientSecret {
-    /// Wrap a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-}
-
-impl fmt::Debug for ClientSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ClientSecret(<redacted>)")
-    }
-}
 
 /// An access token with what the token endpoint said about it. `Debug` never shows the token.
 #[derive(Clone)]

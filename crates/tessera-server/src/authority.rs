@@ -9,8 +9,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::clock::Clock;
 use crate::config::Issuer;
 use crate::keys::KeyRing;
@@ -20,6 +18,7 @@ use crate::oauth::{grant, Audience, AuthMethod, Client, ErrorCode, OAuthError, T
 use crate::registry::Registry;
 use crate::revocations::Revocations;
 use crate::secrets::{CredentialVerifier, VerifyError};
+use tessera_proto::{Metadata, TokenResponse};
 
 /// Where a request came from, for audit events: the peer address and the caller's optional
 /// `X-Service-Name` (free text from the client, cut to 64 printable characters by the adapter).
@@ -47,19 +46,6 @@ pub struct Presented<'a> {
     pub client_id: Option<&'a str>,
     /// `client_secret` from the body, if present and non-empty.
     pub client_secret: Option<&'a str>,
-}
-
-/// A token just issued: the RFC 6749 §5.1 response fields.
-#[derive(Debug, Serialize)]
-pub struct IssuedToken {
-    /// The signed JWT.
-    pub access_token: String,
-    /// Always `Bearer`.
-    pub token_type: &'static str,
-    /// Lifetime in seconds.
-    pub expires_in: u32,
-    /// Granted scopes, space separated.
-    pub scope: String,
 }
 
 impl std::fmt::Debug for Presented<'_> {
@@ -131,6 +117,43 @@ impl Authority {
         self.registry.key_ring()
     }
 
+    /// The RFC 8414 metadata document, as of the current clients and keys.
+    pub fn metadata(&self) -> Metadata {
+        let ring = self.registry.key_ring();
+        let endpoint = |path: &str| Some(self.issuer.endpoint(path));
+        // The methods every authenticated endpoint takes.
+        let auth_methods = || {
+            vec![
+                AuthMethod::ClientSecretBasic.as_str().to_owned(),
+                AuthMethod::ClientSecretPost.as_str().to_owned(),
+            ]
+        };
+        Metadata {
+            issuer: self.issuer.as_str().to_owned(),
+            token_endpoint: endpoint("/oauth/token"),
+            jwks_uri: endpoint("/jwks.json"),
+            revocation_endpoint: endpoint("/oauth/revoke"),
+            introspection_endpoint: endpoint("/oauth/introspect"),
+            revocation_endpoint_auth_methods_supported: auth_methods(),
+            introspection_endpoint_auth_methods_supported: auth_methods(),
+            grant_types_supported: vec![grant::CLIENT_CREDENTIALS.to_owned()],
+            token_endpoint_auth_methods_supported: auth_methods(),
+            // No authorization endpoint: this server issues tokens to machines only.
+            response_types_supported: Vec::new(),
+            scopes_supported: self
+                .registry
+                .scopes_supported()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            access_token_signing_alg_values_supported: ring
+                .algs
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .collect(),
+        }
+    }
+
     /// Whether the database answers within `limit` (readiness).
     pub async fn ready(&self, limit: Duration) -> bool {
         self.registry.ping(limit).await
@@ -142,7 +165,7 @@ impl Authority {
         creds: &Presented<'_>,
         req: &TokenRequest,
         origin: &Origin,
-    ) -> Result<IssuedToken, OAuthError> {
+    ) -> Result<TokenResponse, OAuthError> {
         // Before any (costly) client authentication.
         req.check_grant_type()?;
         let client = self.authenticate(creds, origin).await?;
@@ -180,11 +203,11 @@ impl Authority {
             service = origin.service.as_deref().unwrap_or_default(),
             "token issued"
         );
-        Ok(IssuedToken {
+        Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
-            expires_in: grant.lifetime,
-            scope,
+            token_type: "Bearer".into(),
+            expires_in: Some(u64::from(grant.lifetime)),
+            scope: Some(scope),
         })
     }
 

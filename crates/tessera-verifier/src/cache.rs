@@ -486,17 +486,11 @@ fn find(set: &KeySet, kid: Option<&str>) -> Option<Arc<KeyEntry>> {
     }
 }
 
-/// Check an RFC 8414 / OIDC metadata document and return its `jwks_uri`.
+/// Check an RFC 8414 / OIDC metadata document (exact issuer, RFC 8414 §3.3) and return its
+/// `jwks_uri`.
 fn jwks_uri_from_metadata(body: &[u8], issuer: &str) -> Result<String, String> {
-    let doc: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| format!("metadata is not JSON: {e}"))?;
-    // RFC 8414 §3.3: the issuer in the document must be identical to the one configured,
-    // or an attacker's metadata could redirect us to its keys.
-    if doc.get("issuer").and_then(|v| v.as_str()) != Some(issuer) {
-        return Err("metadata issuer does not equal the configured issuer".into());
-    }
-    doc.get("jwks_uri")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
+    tessera_proto::Metadata::from_json(body, issuer)
+        .map_err(|e| e.to_string())?
+        .jwks_uri
         .ok_or_else(|| "metadata has no jwks_uri".into())
 }

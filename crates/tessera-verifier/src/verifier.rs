@@ -187,10 +187,7 @@ impl VerifierBuilder {
                 KeySet::empty(),
             ),
             KeysFrom::Discovery => {
-                let metadata = format!(
-                    "{}/.well-known/oauth-authorization-server",
-                    self.issuer.trim_end_matches('/')
-                );
+                let metadata = tessera_proto::metadata_url(&self.issuer);
                 (
                     Source::Remote {
                         fetcher: fetcher()?,

@@ -522,7 +522,7 @@ fn new_secret(
     now: i64,
     expires_at: Option<i64>,
 ) -> Result<(ClientSecret, StoredSecret), AdminError> {
-    let secret = ClientSecret::generate();
+    let secret = crate::secrets::generate_secret();
     let hash = SecretHash::create(&secret).map_err(|_| AdminError::Hash)?;
     let stored = StoredSecret {
         id: SecretId::generate(),

@@ -35,10 +35,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "error": self.error.code.as_str(),
-            "error_description": self.error.description,
-        });
+        let body = tessera_proto::ErrorBody {
+            error: self.error.code.as_str().into(),
+            error_description: Some(self.error.description),
+        };
         let mut resp = super::no_store((self.status, axum::Json(body)).into_response());
         let h = resp.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED && self.error.basic_challenge {

@@ -10,33 +10,12 @@ use argon2::Argon2;
 
 pub use verifier::{CredentialVerifier, VerifierLimits, VerifyError};
 
-/// A client secret in plain text: exists only in a request being served or in the CLI's output at
-/// creation. `Debug` never shows it.
-#[derive(Clone)]
-pub struct ClientSecret(String);
+pub use tessera_proto::ClientSecret;
 
-impl ClientSecret {
-    /// Wrap a presented secret.
-    pub fn new(s: String) -> Self {
-        Self(s)
-    }
-
-    /// A fresh secret: 256 bits from the OS CSPRNG, base64url, with a `tss_` prefix so secret
-    /// scanners can recognise a leaked one.
-    pub fn generate() -> Self {
-        Self(format!("tss_{}", crate::random::base64url(32)))
-    }
-
-    /// The plain text, for hashing, comparing, or printing once at creation.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ClientSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ClientSecret(<redacted>)")
-    }
+/// A fresh client secret: 256 bits from the OS CSPRNG, base64url, with a `tss_` prefix so
+/// secret scanners can recognise a leaked one.
+pub fn generate_secret() -> ClientSecret {
+    ClientSecret::new(format!("tss_{}", crate::random::base64url(32)))
 }
 
 /// An argon2id hash in PHC string format.
@@ -85,12 +64,12 @@ mod tests {
 
     #[test]
     fn hash_and_verify() {
-        let s = ClientSecret::generate();
+        let s = generate_secret();
         assert!(s.expose().len() >= 4 + 43);
         let h = SecretHash::create(&s).unwrap();
         assert!(h.as_str().starts_with("$argon2id$"));
         assert!(h.verify(&s));
-        assert!(!h.verify(&ClientSecret::new("wrong".into())));
+        assert!(!h.verify(&ClientSecret::new("wrong")));
         assert!(!format!("{s:?}{h:?}").contains(s.expose()));
     }
 }

@@ -80,7 +80,7 @@ impl CredentialVerifier {
         let key = crate::random::bytes::<32>();
         // A fixed-cost hash to verify against when the client is unknown, so that an unknown id
         // costs the same time as a wrong secret and ids cannot be enumerated by timing.
-        let dummy = SecretHash::create(&ClientSecret::generate())
+        let dummy = SecretHash::create(&crate::secrets::generate_secret())
             .unwrap_or_else(|_| SecretHash::from_stored(String::new()));
         Self {
             mac_key: hmac::Key::new(hmac::HMAC_SHA256, &key),
@@ -240,14 +240,14 @@ mod tests {
     #[tokio::test]
     async fn argon2_is_paid_once_per_credential() {
         let v = CredentialVerifier::new(VerifierLimits::default());
-        let s = ClientSecret::generate();
+        let s = crate::secrets::generate_secret();
         let c = client_with(&s);
         for _ in 0..5 {
             assert_eq!(v.verify(Some(&c), &id("c1"), &s, 10).await.unwrap().0, "s1");
         }
         assert_eq!(v.argon2_runs(), 1);
         // A wrong secret is never answered from the cache and costs a verify each time.
-        let wrong = ClientSecret::new("wrong".into());
+        let wrong = ClientSecret::new("wrong");
         assert_eq!(
             v.verify(Some(&c), &id("c1"), &wrong, 10).await,
             Err(VerifyError::Rejected)
@@ -258,7 +258,7 @@ mod tests {
     #[tokio::test]
     async fn cache_never_outlives_revocation_expiry_or_disable() {
         let v = CredentialVerifier::new(VerifierLimits::default());
-        let s = ClientSecret::generate();
+        let s = crate::secrets::generate_secret();
         let mut c = client_with(&s);
         v.verify(Some(&c), &id("c1"), &s, 10).await.unwrap();
         c.secrets[0].expires_at = Some(20);
@@ -302,13 +302,13 @@ mod tests {
             max_waiting: 1,
             max_cached: 10,
         }));
-        let s = ClientSecret::generate();
+        let s = crate::secrets::generate_secret();
         let c = Arc::new(client_with(&s));
         let mut tasks = Vec::new();
         for _ in 0..8 {
             let (v, c) = (v.clone(), c.clone());
             tasks.push(tokio::spawn(async move {
-                v.verify(Some(&c), &id("c1"), &ClientSecret::new("wrong".into()), 1)
+                v.verify(Some(&c), &id("c1"), &ClientSecret::new("wrong"), 1)
                     .await
             }));
         }
