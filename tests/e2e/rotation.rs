@@ -105,7 +105,7 @@ both_backends! {
         let new = signing_kid(&server).await;
         let store = tessera_server::store::Store::connect(&env.database()).await.unwrap();
         let sealed = |keys: &[tessera_server::keys::StoredKey], kid: &str| {
-            keys.iter().find(|k| k.kid.0 == kid).unwrap().sealed_private_key.clone()
+            keys.iter().find(|k| k.kid.as_str() == kid).unwrap().sealed_private_key.clone()
         };
         assert!(!sealed(&store.load_keys().await.unwrap(), &old).is_empty());
         let state = |list: &Value, kid: &str| {

@@ -70,7 +70,7 @@ impl From<&Client> for ClientView {
                 .secrets
                 .iter()
                 .map(|s| SecretView {
-                    id: s.id.0.clone(),
+                    id: s.id.as_str().to_owned(),
                     created_at: s.created_at,
                     expires_at: s.expires_at,
                     revoked_at: s.revoked_at,
@@ -272,7 +272,7 @@ impl Admin {
         };
         let detail = serde_json::json!({"name": new.name, "scopes": new.scopes.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
             "audiences": new.audiences.iter().map(|a| a.to_string()).collect::<Vec<_>>(), "token_ttl": new.token_ttl,
-            "expires_at": new.expires_at, "secret_id": new.secret.id.0});
+            "expires_at": new.expires_at, "secret_id": new.secret.id.as_str()});
         let audit = by.record("client.create", Some(&new.id), detail, now);
         self.store.create_client(&new, now, &audit).await?;
         announce(&audit);
@@ -412,7 +412,7 @@ impl Admin {
         let expires_at = future(expires_at, now)?;
         let (secret, stored) = new_secret(now, expires_at)?;
         let previous_expire_at = now.saturating_add(i64::try_from(grace_secs).unwrap_or(i64::MAX));
-        let detail = serde_json::json!({"secret_id": stored.id.0, "grace_secs": grace_secs, "expires_at": expires_at,
+        let detail = serde_json::json!({"secret_id": stored.id.as_str(), "grace_secs": grace_secs, "expires_at": expires_at,
             "previous_secrets_expire_at": previous_expire_at});
         let audit = by.record("client.rotate_secret", Some(&id), detail, now);
         if !self
@@ -424,7 +424,7 @@ impl Admin {
         }
         announce(&audit);
         Ok(NewSecret {
-            id: stored.id.0,
+            id: stored.id.as_str().to_owned(),
             secret,
             expires_at,
             previous_expire_at,
@@ -467,7 +467,7 @@ impl Admin {
         Ok(stored
             .iter()
             .map(|k| KeyView {
-                kid: k.kid.0.clone(),
+                kid: k.kid.as_str().to_owned(),
                 alg: k.alg.as_str().into(),
                 state: k.state(now, active.as_ref()),
                 created_at: k.created_at,
@@ -494,7 +494,7 @@ impl Admin {
         let rotated = lifecycle::rotate(&self.store, master, by, alg, timing, now).await?;
         Ok(RotationPlan {
             new: KeyView {
-                kid: rotated.key.kid.0.clone(),
+                kid: rotated.key.kid.as_str().to_owned(),
                 alg: alg.as_str().into(),
                 state: KeyState::Pending,
                 created_at: rotated.key.created_at,

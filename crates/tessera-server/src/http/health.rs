@@ -23,7 +23,7 @@ pub(super) async fn readyz(State(app): State<AppState>) -> Response {
     if app.authority.ready(Duration::from_secs(1)).await {
         (
             StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ready", "signing_kid": app.authority.key_ring().signer.kid().0})),
+            axum::Json(serde_json::json!({"status": "ready", "signing_kid": app.authority.key_ring().signer.kid().as_str()})),
         )
             .into_response()
     } else {

@@ -45,7 +45,7 @@ pub fn new_sealed_key(
 ) -> Result<StoredKey, LifecycleError> {
     let generated = generate(alg)?;
     Ok(StoredKey {
-        sealed_private_key: master.encrypt(&generated.kid.0, &generated.pkcs8)?,
+        sealed_private_key: master.encrypt(generated.kid.as_str(), &generated.pkcs8)?,
         kid: generated.kid,
         alg,
         public_jwk: generated.public_jwk,
@@ -115,7 +115,7 @@ pub async fn rotate(
     } else {
         "keys.rotate"
     };
-    let detail = serde_json::json!({"kid": key.kid.0, "alg": alg.as_str(), "activates_at": activates_at,
+    let detail = serde_json::json!({"kid": key.kid.as_str(), "alg": alg.as_str(), "activates_at": activates_at,
         "previous_retire_at": retire_at});
     let audit = by.record(action, None, detail, now);
     match store.rotate_key(&key, retire_at, now, &audit).await? {
@@ -186,7 +186,7 @@ mod tests {
     fn key(kid: &str, activates_at: i64, retires_at: Option<i64>) -> StoredKey {
         let master = MasterKey::from_base64(&crate::random::base64url(32)).unwrap();
         let mut k = new_sealed_key(Alg::Es256, &master, 0, activates_at).unwrap();
-        k.kid = Kid(kid.into());
+        k.kid = Kid::new(kid.into());
         k.retires_at = retires_at;
         k
     }

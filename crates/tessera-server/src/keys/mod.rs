@@ -46,23 +46,38 @@ impl fmt::Display for Alg {
     }
 }
 
+/// An algorithm name Tessera does not sign with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported signing algorithm '{0}' (use RS256, ES256 or EdDSA)")]
+pub struct UnknownAlg(pub String);
+
 impl FromStr for Alg {
-    type Err = String;
+    type Err = UnknownAlg;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "RS256" => Ok(Self::Rs256),
             "ES256" => Ok(Self::Es256),
             "EdDSA" => Ok(Self::EdDsa),
-            other => Err(format!(
-                "unsupported signing algorithm '{other}' (use RS256, ES256 or EdDSA)"
-            )),
+            other => Err(UnknownAlg(other.to_owned())),
         }
     }
 }
 
 /// A key id: the RFC 7638 JWK thumbprint of the public key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Kid(pub String);
+pub struct Kid(String);
+
+impl Kid {
+    /// Wrap a key id (a thumbprint computed here, or one read back from the store).
+    pub fn new(kid: String) -> Self {
+        Self(kid)
+    }
+
+    /// The key id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 impl fmt::Display for Kid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -94,10 +109,10 @@ impl fmt::Debug for GeneratedKey {
 /// Generate a key pair for `alg`.
 pub fn generate(alg: Alg) -> Result<GeneratedKey, SignError> {
     let pkcs8 = signer::generate_pkcs8(alg)?;
-    let signer = Signer::from_pkcs8(alg, Kid(String::new()), &pkcs8)?;
+    let signer = Signer::from_pkcs8(alg, Kid::new(String::new()), &pkcs8)?;
     let mut public_jwk = signer.public_jwk();
-    let kid = Kid(jwk_thumbprint(&public_jwk));
-    public_jwk.kid = Some(kid.0.clone());
+    let kid = Kid::new(jwk_thumbprint(&public_jwk));
+    public_jwk.kid = Some(kid.as_str().to_owned());
     Ok(GeneratedKey {
         kid,
         alg,

@@ -126,7 +126,7 @@ impl KeyRing {
         let signer = match previous.filter(|p| p.signer.kid() == &active.kid) {
             Some(p) => p.signer.clone(),
             None => {
-                let pkcs8 = master.decrypt(&active.kid.0, &active.sealed_private_key)?;
+                let pkcs8 = master.decrypt(active.kid.as_str(), &active.sealed_private_key)?;
                 Arc::new(Signer::from_pkcs8(active.alg, active.kid.clone(), &pkcs8)?)
             }
         };

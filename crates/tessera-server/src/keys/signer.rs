@@ -11,9 +11,28 @@ use base64::Engine as _;
 use crate::keys::{Alg, Jwk, Kid};
 
 /// Key generation, parsing or signing failed inside aws-lc.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("signing key error: {0}")]
-pub struct SignError(pub String);
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    /// Generating a key pair failed (`what` names the step).
+    #[error("generating a {alg} key failed ({what})")]
+    Generate {
+        /// The algorithm.
+        alg: Alg,
+        /// The step that failed.
+        what: &'static str,
+    },
+    /// aws-lc refused a stored private key.
+    #[error("{alg} key rejected: {reason}")]
+    Rejected {
+        /// The algorithm.
+        alg: Alg,
+        /// aws-lc's reason.
+        reason: String,
+    },
+    /// Computing a signature failed.
+    #[error("signing failed")]
+    Sign,
+}
 
 enum KeyPair {
     Rsa(signature::RsaKeyPair),
@@ -42,7 +61,7 @@ impl fmt::Debug for Signer {
 }
 
 pub(crate) fn generate_pkcs8(alg: Alg) -> Result<Vec<u8>, SignError> {
-    let err = |what: &str| SignError(format!("generating a {alg} key failed ({what})"));
+    let err = |what: &'static str| SignError::Generate { alg, what };
     let rng = SystemRandom::new();
     Ok(match alg {
         Alg::Rs256 => {
@@ -67,7 +86,10 @@ pub(crate) fn generate_pkcs8(alg: Alg) -> Result<Vec<u8>, SignError> {
 impl Signer {
     /// Parse a PKCS#8 private key for `alg`.
     pub fn from_pkcs8(alg: Alg, kid: Kid, pkcs8: &[u8]) -> Result<Self, SignError> {
-        let bad = |e: aws_lc_rs::error::KeyRejected| SignError(format!("{alg} key rejected: {e}"));
+        let bad = |e: aws_lc_rs::error::KeyRejected| SignError::Rejected {
+            alg,
+            reason: e.to_string(),
+        };
         let key = match alg {
             Alg::Rs256 => KeyPair::Rsa(signature::RsaKeyPair::from_pkcs8(pkcs8).map_err(bad)?),
             Alg::Es256 => KeyPair::Ec(
@@ -79,7 +101,7 @@ impl Signer {
             ),
             Alg::EdDsa => KeyPair::Ed(signature::Ed25519KeyPair::from_pkcs8(pkcs8).map_err(bad)?),
         };
-        let header = serde_json::json!({"alg": alg.as_str(), "typ": "at+jwt", "kid": kid.0});
+        let header = serde_json::json!({"alg": alg.as_str(), "typ": "at+jwt", "kid": kid.as_str()});
         Ok(Self {
             header_b64: URL_SAFE_NO_PAD.encode(header.to_string()),
             kid,
@@ -103,7 +125,7 @@ impl Signer {
     pub fn public_jwk(&self) -> Jwk {
         let mut jwk = Jwk {
             kty: String::new(),
-            kid: (!self.kid.0.is_empty()).then(|| self.kid.0.clone()),
+            kid: (!self.kid.as_str().is_empty()).then(|| self.kid.as_str().to_owned()),
             use_: Some("sig".into()),
             alg: Some(self.alg.as_str().into()),
             n: None,
@@ -143,7 +165,7 @@ impl Signer {
         out.push_str(&self.header_b64);
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(claims_json, &mut out);
-        let fail = |_| SignError("signing failed".into());
+        let fail = |_| SignError::Sign;
         let sig: Vec<u8> = match &self.key {
             KeyPair::Rsa(kp) => {
                 let mut sig = vec![0u8; kp.public_modulus_len()];
@@ -186,7 +208,7 @@ mod tests {
             let header: serde_json::Value =
                 serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
             assert_eq!(header["typ"], "at+jwt");
-            assert_eq!(header["kid"], g.kid.0.as_str());
+            assert_eq!(header["kid"], g.kid.as_str());
             assert_eq!(header["alg"], alg.as_str());
         }
     }

@@ -67,9 +67,19 @@ impl fmt::Display for Audience {
 
 /// The id of one secret of a client (a client has several during a rotation).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SecretId(pub String);
+pub struct SecretId(String);
 
 impl SecretId {
+    /// Wrap a stored secret id.
+    pub fn new(id: String) -> Self {
+        Self(id)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// A fresh random id.
     pub fn generate() -> Self {
         Self(format!("ts_{}", crate::random::base64url(9)))

@@ -226,7 +226,7 @@ mod tests {
             enabled: true,
             expires_at: None,
             secrets: vec![StoredSecret {
-                id: SecretId("s1".into()),
+                id: SecretId::new("s1".into()),
                 hash: SecretHash::create(secret).unwrap(),
                 created_at: 0,
                 expires_at: None,
@@ -243,7 +243,13 @@ mod tests {
         let s = crate::secrets::generate_secret();
         let c = client_with(&s);
         for _ in 0..5 {
-            assert_eq!(v.verify(Some(&c), &id("c1"), &s, 10).await.unwrap().0, "s1");
+            assert_eq!(
+                v.verify(Some(&c), &id("c1"), &s, 10)
+                    .await
+                    .unwrap()
+                    .as_str(),
+                "s1"
+            );
         }
         assert_eq!(v.argon2_runs(), 1);
         // A wrong secret is never answered from the cache and costs a verify each time.

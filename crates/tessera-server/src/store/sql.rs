@@ -204,7 +204,7 @@ where
             "INSERT INTO client_secrets (id, client_id, hash, created_at, expires_at, revoked_at) \
              VALUES ($1, $2, $3, $4, $5, NULL)",
         )
-        .bind(&c.secret.id.0)
+        .bind(c.secret.id.as_str())
         .bind(c.id.as_str())
         .bind(c.secret.hash.as_str())
         .bind(c.secret.created_at)
@@ -296,7 +296,7 @@ where
             "INSERT INTO client_secrets (id, client_id, hash, created_at, expires_at, revoked_at) \
              VALUES ($1, $2, $3, $4, $5, NULL)",
         )
-        .bind(&secret.id.0)
+        .bind(secret.id.as_str())
         .bind(client.as_str())
         .bind(secret.hash.as_str())
         .bind(secret.created_at)
@@ -360,7 +360,7 @@ where
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(kid) = pending {
-            return Ok(Rotation::AlreadyPending(Kid(kid)));
+            return Ok(Rotation::AlreadyPending(Kid::new(kid)));
         }
         // Every key that may sign until the new one activates stays published until the
         // tokens it signed have expired.
@@ -487,7 +487,7 @@ where
             "INSERT INTO signing_keys (kid, alg, private_key, public_jwk, created_at, activates_at, retires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(&key.kid.0)
+        .bind(key.kid.as_str())
         .bind(key.alg.as_str())
         .bind(&key.sealed_private_key)
         .bind(jwk)
@@ -565,7 +565,7 @@ where
 
     fn secret_from_row(row: &DB::Row) -> Result<StoredSecret, StoreError> {
         Ok(StoredSecret {
-            id: SecretId(row.try_get("id")?),
+            id: SecretId::new(row.try_get("id")?),
             hash: SecretHash::from_stored(row.try_get("hash")?),
             created_at: row.try_get("created_at")?,
             expires_at: row.try_get("expires_at")?,
@@ -581,8 +581,8 @@ where
         let alg: String = row.try_get("alg")?;
         let jwk: String = row.try_get("public_jwk")?;
         Ok(StoredKey {
-            kid: Kid(row.try_get("kid")?),
-            alg: Alg::from_str(&alg).map_err(corrupt)?,
+            kid: Kid::new(row.try_get("kid")?),
+            alg: Alg::from_str(&alg).map_err(|e| corrupt(e.to_string()))?,
             sealed_private_key: row.try_get("private_key")?,
             public_jwk: serde_json::from_str::<Jwk>(&jwk).map_err(|e| corrupt(e.to_string()))?,
             created_at: row.try_get("created_at")?,
