@@ -173,7 +173,7 @@ fn main() {
         let (mut a, mut b, mut c, mut d) = (0, 0, 0, 0);
         let key = UnparsedPublicKey::new(case.alg, case.public.clone());
         let parsed_key = ParsedPublicKey::new(case.alg, &case.public).unwrap();
-        let jwks = serde_json::from_value(json!({"keys": [case.jwk]})).unwrap();
+        let jwks = json!({"keys": [case.jwk]}).to_string();
         let v = Verifier::builder("https://issuer.bench", "https://api.bench")
             .static_jwks(jwks)
             .build()

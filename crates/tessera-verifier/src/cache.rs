@@ -17,11 +17,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
+use crate::alg::Algorithm;
 use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
-use jsonwebtoken::Algorithm;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
@@ -43,8 +43,8 @@ impl KeyEntry {
 
 /// The aws-lc-rs verification algorithm for a JOSE algorithm. ES256/ES384 signatures are the
 /// fixed-width r‖s form JWS uses (RFC 7518 §3.4).
-fn verification_alg(alg: Algorithm) -> Option<&'static dyn VerificationAlgorithm> {
-    Some(match alg {
+fn verification_alg(alg: Algorithm) -> &'static dyn VerificationAlgorithm {
+    match alg {
         Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
         Algorithm::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
         Algorithm::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
@@ -54,8 +54,7 @@ fn verification_alg(alg: Algorithm) -> Option<&'static dyn VerificationAlgorithm
         Algorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
         Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
         Algorithm::EdDSA => &signature::ED25519,
-        _ => return None,
-    })
+    }
 }
 
 /// DER `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` (RFC 8017 A.1.1).
@@ -195,7 +194,7 @@ fn entry(jwk: &Jwk) -> Option<KeyEntry> {
     };
     let parsed: Vec<(Algorithm, ParsedPublicKey)> = algs
         .into_iter()
-        .filter_map(|a| Some((a, ParsedPublicKey::new(verification_alg(a)?, &public).ok()?)))
+        .filter_map(|a| Some((a, ParsedPublicKey::new(verification_alg(a), &public).ok()?)))
         .collect();
     (!parsed.is_empty()).then_some(KeyEntry { parsed })
 }

@@ -27,6 +27,7 @@
 //! [`VerifierBuilder::clock`] / [`VerifierBuilder::fetcher`] inject time and the HTTP fetch.
 #![deny(missing_docs)]
 
+mod alg;
 mod api_key;
 #[cfg(feature = "axum")]
 pub mod axum;
@@ -37,6 +38,7 @@ mod fetch;
 mod token;
 mod verifier;
 
+pub use alg::{Algorithm, UnsupportedAlgorithm};
 pub use api_key::{ApiKeyAuthenticator, ApiKeySource};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ConfigError, InvalidToken, VerifyError};
@@ -44,4 +46,4 @@ pub use error::{ConfigError, InvalidToken, VerifyError};
 pub use fetch::ReqwestFetcher;
 pub use fetch::{parse_max_age, FetchError, FetchFuture, FetchResponse, Fetcher};
 pub use token::{AccessToken, ScopeError};
-pub use verifier::{Algorithm, Verifier, VerifierBuilder};
+pub use verifier::{Verifier, VerifierBuilder};

@@ -11,8 +11,7 @@ use base64::Engine as _;
 use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize;
 
-pub use jsonwebtoken::Algorithm;
-
+use crate::alg::Algorithm;
 use crate::cache::{CachePolicy, JwksCache, KeyEntry, KeySet, Lookup, Source};
 use crate::clock::{unix, Clock, SystemClock};
 use crate::error::{ConfigError, InvalidToken, VerifyError};
@@ -48,7 +47,7 @@ impl std::fmt::Debug for Verifier {
 enum KeysFrom {
     Discovery,
     JwksUrl(String),
-    Static(JwkSet),
+    Static(Vec<u8>),
 }
 
 /// Builds a [`Verifier`]. Issuer and audience are required and have no default.
@@ -75,15 +74,18 @@ impl VerifierBuilder {
         self
     }
 
-    /// Keys are this fixed set (tests, air-gapped setups); nothing is ever fetched.
-    pub fn static_jwks(mut self, jwks: JwkSet) -> Self {
-        self.keys = KeysFrom::Static(jwks);
+    /// Keys are this fixed set, a JWKS document (`{"keys": [...]}`, RFC 7517 §5) as JSON (tests,
+    /// air-gapped setups, an issuer checking its own tokens); nothing is ever fetched. A document
+    /// that does not parse, or holds no usable public signing key, fails at
+    /// [`VerifierBuilder::build`].
+    pub fn static_jwks(mut self, jwks_json: impl AsRef<[u8]>) -> Self {
+        self.keys = KeysFrom::Static(jwks_json.as_ref().to_vec());
         self
     }
 
-    /// Allowed algorithms (default RS256, ES256, EdDSA). `none` does not exist in this API and
-    /// HS* are refused at [`VerifierBuilder::build`]: a verifier holding public keys must never
-    /// accept a MAC keyed with one.
+    /// Allowed algorithms (default RS256, ES256, EdDSA). [`Algorithm`] names asymmetric
+    /// algorithms only: `none` and HS* cannot be allowed, since a verifier holding public keys
+    /// must never accept a MAC keyed with one.
     pub fn algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
         self.algorithms = algs.into_iter().collect();
         self
@@ -149,15 +151,6 @@ impl VerifierBuilder {
         if self.algorithms.is_empty() {
             return Err(ConfigError::Algorithms("empty".into()));
         }
-        if let Some(bad) = self
-            .algorithms
-            .iter()
-            .find(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
-        {
-            return Err(ConfigError::Algorithms(format!(
-                "{bad:?} is symmetric and never allowed"
-            )));
-        }
         let fetcher = || -> Result<Arc<dyn Fetcher>, ConfigError> {
             match &self.fetcher {
                 Some(f) => Ok(f.clone()),
@@ -170,7 +163,9 @@ impl VerifierBuilder {
             }
         };
         let (source, initial) = match self.keys {
-            KeysFrom::Static(jwks) => {
+            KeysFrom::Static(json) => {
+                let jwks: JwkSet = serde_json::from_slice(&json)
+                    .map_err(|e| ConfigError::Jwks(format!("not a JWKS: {e}")))?;
                 let mut set = KeySet::from_jwks(&jwks);
                 if set.keys.is_empty() && set.unnamed.is_empty() {
                     return Err(ConfigError::Jwks("no usable public signing key".into()));
