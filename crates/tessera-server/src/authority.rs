@@ -6,19 +6,20 @@
 //! work), [`Authority::authenticate`]s the client with whichever method it presented, decides the
 //! grant ([`grant::decide`]), and signs the RFC 9068 claims with the key ring's active key.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::clock::Clock;
 use crate::config::Issuer;
 use crate::keys::KeyRing;
-use crate::oauth::access_token::{check_issued, AccessTokenClaims, IssuedClaims};
+use crate::oauth::access_token::{AccessTokenClaims, IssuedClaims};
 use crate::oauth::client_auth::{self, Authorization, BodyCredentials};
 use crate::oauth::{grant, Audience, AuthMethod, Client, ErrorCode, OAuthError, TokenRequest};
 use crate::registry::Registry;
 use crate::revocations::Revocations;
 use crate::secrets::{CredentialVerifier, VerifyError};
 use tessera_proto::{Metadata, TokenResponse};
+use tessera_verifier::Verifier;
 
 /// Where a request came from, for audit events: the peer address and the caller's optional
 /// `X-Service-Name` (free text from the client, cut to 64 printable characters by the adapter).
@@ -79,6 +80,18 @@ pub struct Authority {
     issuer: Issuer,
     /// `aud` for clients with no audiences registered: the issuer.
     fallback_audience: Audience,
+    /// The verifier of this server's own tokens (any audience) over the key ring it was built
+    /// from; rebuilt when the published keys change.
+    own_tokens: Mutex<Option<(Arc<KeyRing>, Verifier)>>,
+}
+
+/// The server's clock as `tessera-verifier` reads time.
+struct VerifierClock(Clock);
+
+impl tessera_verifier::Clock for VerifierClock {
+    fn now(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(u64::try_from(self.0.now()).unwrap_or(0))
+    }
 }
 
 impl Authority {
@@ -99,6 +112,7 @@ impl Authority {
             clock,
             issuer,
             fallback_audience,
+            own_tokens: Mutex::new(None),
         })
     }
 
@@ -221,7 +235,7 @@ impl Authority {
         origin: &Origin,
     ) -> Result<(), OAuthError> {
         let client = self.authenticate(creds, origin).await?;
-        let Some(claims) = self.check_issued(token) else {
+        let Some(claims) = self.check_issued(token).await else {
             return Ok(());
         };
         if claims.client_id != client.id.as_str() {
@@ -248,7 +262,7 @@ impl Authority {
         origin: &Origin,
     ) -> Result<Introspection, OAuthError> {
         self.authenticate(creds, origin).await?;
-        let Some(claims) = self.check_issued(token) else {
+        let Some(claims) = self.check_issued(token).await else {
             return Ok(Introspection::Inactive);
         };
         let revoked = self
@@ -263,15 +277,37 @@ impl Authority {
         })
     }
 
-    /// A live token this server issued, by the published keys and the clock.
-    fn check_issued(&self, token: &str) -> Option<IssuedClaims> {
+    /// A live token this server issued: checked by `tessera-verifier` against the published
+    /// keys (the key's own algorithm, `typ` at+jwt, `iss` exactly this issuer, any audience,
+    /// expiry on this server's clock with no leeway). Anything else (another issuer, a retired
+    /// key, a forgery, garbage) is `None`: RFC 7662 answers all of those `active: false`.
+    async fn check_issued(&self, token: &str) -> Option<IssuedClaims> {
+        let verifier = self.own_tokens_verifier()?;
+        let checked = verifier.verify(token).await.ok()?;
+        serde_json::from_str(checked.raw_claims()).ok()
+    }
+
+    /// The verifier for the published keys, built again only when they change.
+    fn own_tokens_verifier(&self) -> Option<Verifier> {
         let ring = self.registry.key_ring();
-        check_issued(
-            token,
-            &ring.public_jwks,
-            self.issuer.as_str(),
-            self.clock.now(),
-        )
+        let mut cached = self.own_tokens.lock().ok()?;
+        if let Some((built_for, verifier)) = cached.as_ref() {
+            // The registry rebuilds the ring on every refresh; the keys are what matters.
+            if built_for.jwks_json == ring.jwks_json {
+                return Some(verifier.clone());
+            }
+        }
+        let verifier = Verifier::any_audience_builder(self.issuer.as_str())
+            .static_jwks(&ring.jwks_json)
+            .algorithms(ring.algs.iter().filter_map(|a| a.as_str().parse().ok()))
+            .leeway(Duration::ZERO)
+            .max_token_bytes(16 * 1024)
+            .clock(Arc::new(VerifierClock(self.clock.clone())))
+            .build()
+            .map_err(|e| tracing::error!(error = %e, "cannot build the verifier of this server's own tokens"))
+            .ok()?;
+        *cached = Some((ring, verifier.clone()));
+        Some(verifier)
     }
 
     /// Authenticate the client that presented `creds`: exactly one of `client_secret_basic` or

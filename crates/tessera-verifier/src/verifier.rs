@@ -26,7 +26,8 @@ pub struct Verifier {
 
 struct Inner {
     issuer: String,
-    audience: String,
+    /// `None`: any audience, only through [`Verifier::any_audience_builder`].
+    audience: Option<String>,
     algorithms: Vec<Algorithm>,
     leeway: i64,
     max_token_bytes: usize,
@@ -53,7 +54,7 @@ enum KeysFrom {
 /// Builds a [`Verifier`]. Issuer and audience are required and have no default.
 pub struct VerifierBuilder {
     issuer: String,
-    audience: String,
+    audience: Option<String>,
     keys: KeysFrom,
     algorithms: Vec<Algorithm>,
     leeway: Duration,
@@ -145,7 +146,7 @@ impl VerifierBuilder {
         if !issuer_ok {
             return Err(ConfigError::Issuer(self.issuer));
         }
-        if self.audience.is_empty() {
+        if self.audience.as_deref().is_some_and(str::is_empty) {
             return Err(ConfigError::Audience);
         }
         if self.algorithms.is_empty() {
@@ -396,9 +397,21 @@ impl Verifier {
     /// Start building a verifier for tokens from `issuer` meant for `audience`. By default keys
     /// come from discovery (`{issuer}/.well-known/oauth-authorization-server`).
     pub fn builder(issuer: impl Into<String>, audience: impl Into<String>) -> VerifierBuilder {
+        Self::builder_with(issuer.into(), Some(audience.into()))
+    }
+
+    /// Start building a verifier that accepts `issuer`'s tokens for **any** audience. This is
+    /// for the issuer itself (Tessera's introspection and revocation endpoints check tokens it
+    /// issued, whoever they were meant for); a resource service must use
+    /// [`Verifier::builder`], or it would accept tokens meant for other services.
+    pub fn any_audience_builder(issuer: impl Into<String>) -> VerifierBuilder {
+        Self::builder_with(issuer.into(), None)
+    }
+
+    fn builder_with(issuer: String, audience: Option<String>) -> VerifierBuilder {
         VerifierBuilder {
-            issuer: issuer.into(),
-            audience: audience.into(),
+            issuer,
+            audience,
             keys: KeysFrom::Discovery,
             algorithms: DEFAULT_ALGORITHMS.to_vec(),
             leeway: Duration::from_secs(30),
@@ -526,10 +539,11 @@ impl Verifier {
         if c.iss.as_deref() != Some(inner.issuer.as_str()) {
             return Err(InvalidToken::WrongIssuer.into());
         }
-        let aud_ok = match &c.aud {
-            Some(Aud::One(a)) => *a == inner.audience,
-            Some(Aud::Many(list)) => list.iter().any(|a| *a == inner.audience),
-            None => false,
+        let aud_ok = match (&c.aud, inner.audience.as_deref()) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(Aud::One(a)), Some(want)) => *a == want,
+            (Some(Aud::Many(list)), Some(want)) => list.iter().any(|a| *a == want),
         };
         if !aud_ok {
             return Err(InvalidToken::WrongAudience.into());

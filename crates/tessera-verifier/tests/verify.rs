@@ -714,3 +714,51 @@ async fn the_guard_is_a_tower_layer_answering_per_rfc6750() {
             .unwrap();
     assert_eq!(body["error"], "insufficient_scope");
 }
+
+/// The issuer's own check (introspection): any audience, but still the issuer, the keys, the
+/// expiry; and only through the explicitly named builder.
+#[tokio::test]
+async fn any_audience_is_only_for_the_issuer_itself() {
+    let k = es256_key("k1");
+    let clock = Arc::new(ManualClock::new(UNIX_EPOCH + Duration::from_secs(T0)));
+    let jwks = json!({"keys": [k.jwk]}).to_string();
+    let own = Verifier::any_audience_builder(ISS)
+        .static_jwks(&jwks)
+        .clock(clock.clone())
+        .leeway(Duration::ZERO)
+        .build()
+        .unwrap();
+    let resource = Verifier::builder(ISS, AUD)
+        .static_jwks(&jwks)
+        .clock(clock)
+        .build()
+        .unwrap();
+    let mut other = claims(T0);
+    other["aud"] = json!("https://another.service");
+    let token = sign(&k, &other);
+    own.verify(&token).await.unwrap();
+    assert_eq!(
+        invalid(resource.verify(&token).await),
+        InvalidToken::WrongAudience
+    );
+    let mut none = claims(T0);
+    none.as_object_mut().unwrap().remove("aud");
+    assert_eq!(
+        invalid(own.verify(&sign(&k, &none)).await),
+        InvalidToken::WrongAudience,
+        "a token must still name an audience"
+    );
+    let mut foreign = claims(T0);
+    foreign["iss"] = json!("https://other.issuer");
+    assert_eq!(
+        invalid(own.verify(&sign(&k, &foreign)).await),
+        InvalidToken::WrongIssuer
+    );
+    let mut expired = claims(T0);
+    expired["exp"] = json!(T0);
+    assert_eq!(
+        invalid(own.verify(&sign(&k, &expired)).await),
+        InvalidToken::Expired,
+        "no leeway: expired at exp"
+    );
+}

@@ -51,7 +51,8 @@ impl<'a> AccessTokenClaims<'a> {
     }
 }
 
-/// The claims of a token this server issued, as introspection reports them.
+/// The claims of a token this server issued, as introspection reports them (read from a token
+/// that `tessera-verifier` has checked).
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct IssuedClaims {
     /// Issuer.
@@ -72,49 +73,4 @@ pub struct IssuedClaims {
     pub client_id: String,
     /// Scopes.
     pub scope: String,
-}
-
-/// Check that `token` is a live token this server issued: signed by one of the published keys
-/// (`jwks`) with the key's own algorithm, `typ` at+jwt, `iss` = `issuer`, not expired at `now`.
-/// Anything else (another issuer, a retired key, a forgery, garbage) is `None`: RFC 7662
-/// answers all of those the same way, `active: false`.
-pub fn check_issued(
-    token: &str,
-    jwks: &[crate::keys::Jwk],
-    issuer: &str,
-    now: i64,
-) -> Option<IssuedClaims> {
-    if token.len() > 16 * 1024 {
-        return None;
-    }
-    let header = jsonwebtoken::decode_header(token).ok()?;
-    if header.typ.as_deref() != Some("at+jwt") {
-        return None;
-    }
-    let kid = header.kid?;
-    let jwk = jwks
-        .iter()
-        .find(|k| k.kid.as_deref() == Some(kid.as_str()))?;
-    let alg = match jwk.alg.as_deref()? {
-        "RS256" => jsonwebtoken::Algorithm::RS256,
-        "ES256" => jsonwebtoken::Algorithm::ES256,
-        "EdDSA" => jsonwebtoken::Algorithm::EdDSA,
-        _ => return None,
-    };
-    if header.alg != alg {
-        return None;
-    }
-    let jwk: jsonwebtoken::jwk::Jwk =
-        serde_json::from_value(serde_json::to_value(jwk).ok()?).ok()?;
-    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?;
-    let mut v = jsonwebtoken::Validation::new(alg);
-    v.set_issuer(&[issuer]);
-    v.validate_aud = false;
-    // Expiry is checked against the injected clock below, not jsonwebtoken's system clock.
-    v.validate_exp = false;
-    v.required_spec_claims.clear();
-    let claims = jsonwebtoken::decode::<IssuedClaims>(token, &key, &v)
-        .ok()?
-        .claims;
-    (now < claims.exp).then_some(claims)
 }
