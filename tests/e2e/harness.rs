@@ -318,11 +318,17 @@ impl EnvConfig {
                 let mut conn = sqlx::SqliteConnection::connect(&self.database())
                     .await
                     .unwrap();
-                sqlx::query(statement).execute(&mut conn).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
             }
             Some(url) => {
                 let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-                sqlx::query(statement).execute(&mut conn).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
             }
         }
     }
@@ -340,11 +346,12 @@ impl EnvConfig {
                 let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
                 let mut out = Vec::new();
                 for table in ["clients", "client_secrets", "signing_keys", "meta"] {
-                    let rows: Vec<String> =
-                        sqlx::query_scalar(&format!("SELECT row_to_json(t)::text FROM {table} t"))
-                            .fetch_all(&mut conn)
-                            .await
-                            .unwrap();
+                    let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT row_to_json(t)::text FROM {table} t"
+                    )))
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
                     for r in rows {
                         out.extend(r.into_bytes());
                     }
@@ -436,7 +443,7 @@ impl TestEnv {
             },
         };
         let name = format!("tessera_t_{}", std::process::id()) + &format!("_{:x}", rand_u64());
-        sqlx::query(&format!("CREATE DATABASE {name}"))
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut conn)
             .await
             .unwrap();
@@ -495,10 +502,11 @@ impl Drop for TestEnv {
                 rt.block_on(async move {
                     use sqlx::Connection as _;
                     if let Ok(mut c) = sqlx::PgConnection::connect(&base).await {
-                        let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&mut c)
-                                .await;
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .execute(&mut c)
+                        .await;
                     }
                 });
             })

@@ -42,7 +42,7 @@ async fn load_dump(url: &str, dump: &str) {
         script.push('\n');
     }
     let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-    sqlx::raw_sql(&script)
+    sqlx::raw_sql(sqlx::AssertSqlSafe(script))
         .execute(&mut conn)
         .await
         .unwrap_or_else(|e| panic!("loading tests/fixtures/v1/postgres.sql: {e}"));

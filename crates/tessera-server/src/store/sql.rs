@@ -66,7 +66,7 @@ impl<'s> sqlx::migrate::MigrationSource<'s> for Embedded {
                         *v,
                         std::borrow::Cow::Borrowed(d),
                         sqlx::migrate::MigrationType::Simple,
-                        std::borrow::Cow::Borrowed(sql),
+                        sqlx::SqlSafeStr::into_sql_str(*sql),
                         false,
                     )
                 })
@@ -90,7 +90,7 @@ use crate::store::{
 impl<DB: Backend> SqlStore<DB>
 where
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
     DB::Connection: sqlx::migrate::Migrate,
     for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
     for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
