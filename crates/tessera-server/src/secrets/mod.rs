@@ -5,7 +5,8 @@ mod verifier;
 
 use std::fmt;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 
 pub use verifier::{CredentialVerifier, VerifierLimits, VerifyError};
@@ -25,8 +26,10 @@ pub struct SecretHash(String);
 impl SecretHash {
     /// Hash a secret with argon2id (the crate's default, OWASP-recommended parameters).
     pub fn create(secret: &ClientSecret) -> Result<Self, argon2::password_hash::Error> {
-        let salt = SaltString::encode_b64(&crate::random::bytes::<16>())?;
-        let hash = Argon2::default().hash_password(secret.expose().as_bytes(), &salt)?;
+        // 128-bit salt from the OS CSPRNG (through aws-lc-rs, as every other random value here).
+        let salt = crate::random::bytes::<16>();
+        let hash: PasswordHash =
+            Argon2::default().hash_password_with_salt(secret.expose().as_bytes(), &salt)?;
         Ok(Self(hash.to_string()))
     }
 
