@@ -161,8 +161,9 @@ fn entry(jwk: &Jwk) -> Option<KeyEntry> {
             EllipticCurve::Ed25519 => vec![Algorithm::EdDSA],
             _ => return None,
         },
-        // Symmetric keys are never trusted: a verifier holds public keys only.
-        AlgorithmParameters::OctetKey(_) => return None,
+        // Symmetric keys are never trusted: a verifier holds public keys only. Key types a
+        // later jsonwebtoken may add are not trusted either until this code knows them.
+        _ => return None,
     };
     let algs = match jwk.common.key_algorithm {
         None => by_type,
@@ -190,7 +191,7 @@ fn entry(jwk: &Jwk) -> Option<KeyEntry> {
             [&[0x04][..], &x, &y].concat()
         }
         AlgorithmParameters::OctetKeyPair(okp) => b64(&okp.x)?,
-        AlgorithmParameters::OctetKey(_) => return None,
+        _ => return None,
     };
     let parsed: Vec<(Algorithm, ParsedPublicKey)> = algs
         .into_iter()

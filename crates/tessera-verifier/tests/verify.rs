@@ -234,7 +234,12 @@ async fn rejects_every_kind_of_bad_token() {
         let mut hh = Header::new(jsonwebtoken::Algorithm::HS256);
         hh.kid = Some("k1".into());
         hh.typ = Some("at+jwt".into());
-        jsonwebtoken::encode(&hh, &claims(T0), &EncodingKey::from_secret(&public)).unwrap()
+        jsonwebtoken::encode(
+            &hh,
+            &claims(T0),
+            &EncodingKey::from_secret(&public).unwrap(),
+        )
+        .unwrap()
     };
     let tampered_payload = {
         let mut c = claims(T0);
