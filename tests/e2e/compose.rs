@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_norway::Value;
 
-use crate::harness::BIN;
+use crate::harness::{e2e_test, BIN};
 
 fn root() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -28,7 +28,7 @@ fn text(v: &Value) -> String {
     }
 }
 
-#[test]
+e2e_test! {
 fn compose_file_has_postgres_two_replicas_and_the_resource_service() {
     let compose: Value = serde_norway::from_str(
         &std::fs::read_to_string(root().join("docker-compose.yml")).unwrap(),
@@ -144,8 +144,9 @@ fn compose_file_has_postgres_two_replicas_and_the_resource_service() {
     assert_eq!(entry, ["resource-service"]);
     assert!(s(&compose, &["volumes"]).get("pgdata").is_some());
 }
+}
 
-#[test]
+e2e_test! {
 fn dockerfile_is_multi_stage_and_ships_both_binaries() {
     let df = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
     let froms: Vec<&str> = df.lines().filter(|l| l.starts_with("FROM ")).collect();
@@ -159,4 +160,5 @@ fn dockerfile_is_multi_stage_and_ships_both_binaries() {
     assert!(df.contains("USER tessera"), "runs unprivileged");
     assert!(df.contains("curl"), "the health checks use curl");
     assert!(df.contains("HEALTHCHECK"));
+}
 }

@@ -373,15 +373,39 @@ impl EnvConfig {
 /// the README's development set-up describes.
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-/// Say that a PostgreSQL test did not run, on stderr (libtest captures `eprintln!`, so straight
-/// to the handle). libtest's summary line cannot count it as skipped; that needs a custom test
-/// harness (left open on issue 10).
-fn record_postgres_skip(reason: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED a PostgreSQL test: no server at {DEFAULT_POSTGRES_URL} ({reason})"
-    );
+/// The PostgreSQL server the tests use: TESSERA_TEST_POSTGRES_URL, else [`DEFAULT_POSTGRES_URL`].
+pub fn postgres_url() -> String {
+    std::env::var("TESSERA_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Whether the PostgreSQL tests run in this process: `Err(reason)` only when
+/// TESSERA_TEST_POSTGRES_URL is unset, nothing answers at [`DEFAULT_POSTGRES_URL`], and this is
+/// not CI. `main` then marks them ignored, so the summary line counts them. In CI, or with the
+/// variable set, they always run, and fail if PostgreSQL does not answer.
+pub fn postgres_probe() -> Result<(), String> {
+    if std::env::var("TESSERA_TEST_POSTGRES_URL").is_ok() || in_ci() {
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection as _;
+        let connect = sqlx::PgConnection::connect(DEFAULT_POSTGRES_URL);
+        match tokio::time::timeout(Duration::from_secs(5), connect).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(format!("no PostgreSQL at {DEFAULT_POSTGRES_URL}: {e}")),
+            Err(_) => Err(format!("no answer from {DEFAULT_POSTGRES_URL} within 5 s")),
+        }
+    })
 }
 
 /// A test's own state: a temporary data directory and, for PostgreSQL, a database of its own
@@ -413,35 +437,20 @@ impl TestEnv {
         }
     }
 
-    /// A fresh database on the PostgreSQL server named by TESSERA_TEST_POSTGRES_URL, or, when
-    /// that is unset, on the documented default ([`DEFAULT_POSTGRES_URL`]) if a server answers
-    /// there. `None` (with a printed reason) only when the variable is unset, no server answers
-    /// at the default, and this is not CI; in CI (`CI=true`) that fails the test, and so does a
-    /// set URL that does not answer, anywhere.
-    pub async fn postgres() -> Option<TestEnv> {
+    /// A fresh database on the PostgreSQL server of [`postgres_url`]. Fails the test when that
+    /// server does not answer: a PostgreSQL test runs or fails, and only `main` decides, before
+    /// anything runs, to leave the PostgreSQL tests out (reported as ignored).
+    pub async fn postgres() -> TestEnv {
         use sqlx::Connection as _;
-        let (base, mut conn) = match std::env::var("TESSERA_TEST_POSTGRES_URL") {
-            Ok(base) => {
-                let conn = sqlx::PgConnection::connect(&base)
-                    .await
-                    .unwrap_or_else(|e| {
-                        panic!(
-                            "TESSERA_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {e}"
-                        )
-                    });
-                (base, conn)
-            }
-            Err(_) => match sqlx::PgConnection::connect(DEFAULT_POSTGRES_URL).await {
-                Ok(conn) => (DEFAULT_POSTGRES_URL.to_owned(), conn),
-                Err(e) => {
-                    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-                        panic!("no PostgreSQL: TESSERA_TEST_POSTGRES_URL is unset and {DEFAULT_POSTGRES_URL} does not answer ({e}); the PostgreSQL tests must run in CI (.ci/run starts it)");
-                    }
-                    record_postgres_skip(&e.to_string());
-                    return None;
-                }
-            },
-        };
+        let base = postgres_url();
+        let mut conn = sqlx::PgConnection::connect(&base)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL at {} is unreachable: {e} (CI: .ci/run starts it)",
+                    crate::harness::redact(&base)
+                )
+            });
         let name = format!("tessera_t_{}", std::process::id()) + &format!("_{:x}", rand_u64());
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut conn)
@@ -458,7 +467,7 @@ impl TestEnv {
             None => panic!("TESSERA_TEST_POSTGRES_URL must name a database"),
         };
         let dir = tempfile::tempdir().unwrap();
-        Some(TestEnv {
+        TestEnv {
             config: EnvConfig {
                 data_dir: dir.path().to_path_buf(),
                 database_url: Some(url),
@@ -466,14 +475,14 @@ impl TestEnv {
             },
             _dir: dir,
             pg: Some((base, name)),
-        })
+        }
     }
 
     /// Another environment on the same backend (a second, unrelated installation).
     pub async fn sibling(&self) -> TestEnv {
         match self.backend {
             Backend::Sqlite => TestEnv::sqlite(),
-            Backend::Postgres => TestEnv::postgres().await.unwrap(),
+            Backend::Postgres => TestEnv::postgres().await,
         }
     }
 
@@ -521,6 +530,110 @@ fn rand_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// A URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
+
+/// A test's future (run on a runtime of its own, as `#[tokio::test]` does).
+pub type TestFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
+/// One registered end-to-end test; `main` collects them all (`inventory`) and runs them with
+/// libtest-mimic. Registered by [`both_backends!`] and [`e2e_test!`], never by hand.
+pub struct E2eTest {
+    /// `module::path::name`, without the crate name.
+    pub name: &'static str,
+    pub kind: Kind,
+}
+
+pub enum Kind {
+    /// A plain test.
+    Sync(fn()),
+    /// An async test; `postgres` ones need the PostgreSQL server.
+    Async {
+        run: fn() -> TestFuture,
+        postgres: bool,
+        multi_thread: bool,
+    },
+    /// One backend's variant of a [`both_backends!`] test.
+    Backend {
+        backend: Backend,
+        run: fn(TestEnv) -> TestFuture,
+    },
+}
+
+inventory::collect!(E2eTest);
+
+impl E2eTest {
+    fn needs_postgres(&self) -> bool {
+        match self.kind {
+            Kind::Sync(_) => false,
+            Kind::Async { postgres, .. } => postgres,
+            Kind::Backend { backend, .. } => backend == Backend::Postgres,
+        }
+    }
+
+    fn full_name(&self) -> String {
+        let name = self.name.strip_prefix("e2e::").unwrap_or(self.name);
+        match self.kind {
+            Kind::Backend {
+                backend: Backend::Sqlite,
+                ..
+            } => format!("{name}::sqlite"),
+            Kind::Backend {
+                backend: Backend::Postgres,
+                ..
+            } => format!("{name}::postgres"),
+            _ => name.to_owned(),
+        }
+    }
+
+    fn execute(&self) {
+        let runtime = |multi: bool| {
+            let mut b = if multi {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                b.worker_threads(2);
+                b
+            } else {
+                tokio::runtime::Builder::new_current_thread()
+            };
+            b.enable_all().build().unwrap()
+        };
+        match self.kind {
+            Kind::Sync(f) => f(),
+            Kind::Async {
+                run, multi_thread, ..
+            } => runtime(multi_thread).block_on(run()),
+            Kind::Backend { backend, run } => runtime(false).block_on(async move {
+                let env = match backend {
+                    Backend::Sqlite => TestEnv::sqlite(),
+                    Backend::Postgres => TestEnv::postgres().await,
+                };
+                run(env).await
+            }),
+        }
+    }
+
+    /// This test as a libtest-mimic trial: ignored, with the reason, when it needs PostgreSQL
+    /// and [`postgres_probe`] found none.
+    pub fn trial(&'static self, postgres: &Result<(), String>) -> libtest_mimic::Trial {
+        let trial = libtest_mimic::Trial::test(self.full_name(), move || {
+            self.execute();
+            Ok(())
+        });
+        match postgres {
+            Err(_) if self.needs_postgres() => trial.with_ignored_flag(true),
+            _ => trial,
+        }
+    }
+}
+
 /// Stamp out each test once per backend: `name::sqlite` and `name::postgres`.
 macro_rules! both_backends {
     ($( async fn $name:ident($env:ident) $body:block )*) => {$(
@@ -528,17 +641,59 @@ macro_rules! both_backends {
             #[allow(unused_imports)]
             use super::*;
             async fn run($env: $crate::harness::TestEnv) $body
-            #[tokio::test]
-            async fn sqlite() {
-                run($crate::harness::TestEnv::sqlite()).await
+            fn boxed(env: $crate::harness::TestEnv) -> $crate::harness::TestFuture {
+                Box::pin(run(env))
             }
-            #[tokio::test]
-            async fn postgres() {
-                if let Some(env) = $crate::harness::TestEnv::postgres().await {
-                    run(env).await
+            inventory::submit! {
+                $crate::harness::E2eTest {
+                    name: module_path!(),
+                    kind: $crate::harness::Kind::Backend { backend: $crate::harness::Backend::Sqlite, run: boxed },
+                }
+            }
+            inventory::submit! {
+                $crate::harness::E2eTest {
+                    name: module_path!(),
+                    kind: $crate::harness::Kind::Backend { backend: $crate::harness::Backend::Postgres, run: boxed },
                 }
             }
         }
     )*};
 }
 pub(crate) use both_backends;
+
+/// Register one test: `fn name() {…}` (plain), `async fn name() {…}`, `postgres async fn …`
+/// (needs the PostgreSQL server), `postgres multi_thread async fn …` (two worker threads).
+macro_rules! e2e_test {
+    ($(#[$m:meta])* fn $name:ident() $body:block) => {
+        $(#[$m])*
+        fn $name() $body
+        inventory::submit! {
+            $crate::harness::E2eTest {
+                name: concat!(module_path!(), "::", stringify!($name)),
+                kind: $crate::harness::Kind::Sync($name),
+            }
+        }
+    };
+    ($(#[$m:meta])* async fn $name:ident() $body:block) => {
+        $crate::harness::e2e_test!(@async false false [$(#[$m])*] $name $body);
+    };
+    ($(#[$m:meta])* postgres async fn $name:ident() $body:block) => {
+        $crate::harness::e2e_test!(@async true false [$(#[$m])*] $name $body);
+    };
+    ($(#[$m:meta])* postgres multi_thread async fn $name:ident() $body:block) => {
+        $crate::harness::e2e_test!(@async true true [$(#[$m])*] $name $body);
+    };
+    (@async $pg:literal $multi:literal [$(#[$m:meta])*] $name:ident $body:block) => {
+        $(#[$m])*
+        fn $name() -> $crate::harness::TestFuture {
+            Box::pin(async move $body)
+        }
+        inventory::submit! {
+            $crate::harness::E2eTest {
+                name: concat!(module_path!(), "::", stringify!($name)),
+                kind: $crate::harness::Kind::Async { run: $name, postgres: $pg, multi_thread: $multi },
+            }
+        }
+    };
+}
+pub(crate) use e2e_test;

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::harness::both_backends;
 use crate::harness::*;
 
-#[test]
+e2e_test! {
 fn bad_configuration_fails_at_start_with_one_clear_line() {
     let env = TestEnv::sqlite();
     for (args, needle) in [
@@ -64,6 +64,7 @@ fn bad_configuration_fails_at_start_with_one_clear_line() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+}
 }
 
 use std::process::Command;
@@ -190,9 +191,9 @@ both_backends! {
     }
 }
 
+e2e_test! {
 /// Regression: the SIGTERM handler was installed only after the start line was printed, so a
 /// SIGTERM sent right after it could kill the server with a non-zero status (CI caught it).
-#[test]
 fn sigterm_right_after_start_still_exits_zero() {
     let env = TestEnv::sqlite();
     for _ in 0..5 {
@@ -202,4 +203,5 @@ fn sigterm_right_after_start_still_exits_zero() {
             "SIGTERM right after the start line must exit 0"
         );
     }
+}
 }

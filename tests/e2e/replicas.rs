@@ -23,11 +23,9 @@ async fn jwks(server: &Server) -> Value {
     get_json(server, "/jwks.json").await
 }
 
-#[tokio::test]
-async fn two_replicas_share_keys_and_clients_and_see_changes_at_once() {
-    let Some(env) = TestEnv::postgres().await else {
-        return;
-    };
+e2e_test! {
+postgres async fn two_replicas_share_keys_and_clients_and_see_changes_at_once() {
+    let env = TestEnv::postgres().await;
     let key = master_key();
     let menv = [("TESSERA_MASTER_KEY", key.as_str())];
     // A 60 s poll: anything faster than that is LISTEN/NOTIFY at work.
@@ -103,12 +101,11 @@ async fn two_replicas_share_keys_and_clients_and_see_changes_at_once() {
         "well before the 60 s poll: NOTIFY"
     );
 }
+}
 
-#[tokio::test]
-async fn replicas_starting_together_on_an_empty_database_create_one_key() {
-    let Some(env) = TestEnv::postgres().await else {
-        return;
-    };
+e2e_test! {
+postgres async fn replicas_starting_together_on_an_empty_database_create_one_key() {
+    let env = TestEnv::postgres().await;
     let key = master_key();
     env.cli(&["migrate"]); // both would migrate too; this keeps the race on the key alone
     let mut handles = Vec::new();
@@ -143,6 +140,7 @@ async fn replicas_starting_together_on_an_empty_database_create_one_key() {
         rows, 1,
         "three replicas started at once stored exactly one key"
     );
+}
 }
 
 /// A TCP proxy in front of PostgreSQL that the test can cut and restore, so one test's outage
@@ -192,11 +190,9 @@ impl Proxy {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn database_outage_gives_503_then_recovers_by_itself() {
-    let Some(env) = TestEnv::postgres().await else {
-        return;
-    };
+e2e_test! {
+postgres multi_thread async fn database_outage_gives_503_then_recovers_by_itself() {
+    let env = TestEnv::postgres().await;
     let url = env.database_url.clone().unwrap();
     let upstream: SocketAddr = "127.0.0.1:5432".parse().unwrap();
     assert!(
@@ -283,4 +279,5 @@ async fn database_outage_gives_503_then_recovers_by_itself() {
     assert!(
         server.logs().contains("registry refresh failed") || server.logs().contains("timed out")
     );
+}
 }
