@@ -100,18 +100,43 @@ pub(crate) enum Output {
     Json,
 }
 
+/// A point in time that does not parse.
+#[derive(Debug)]
+pub(crate) enum TimeError {
+    /// Neither unix seconds nor RFC 3339.
+    Format(humantime::TimestampError),
+    /// Before 1970.
+    BeforeEpoch,
+    /// Too far in the future for unix seconds.
+    OutOfRange,
+}
+
+impl std::fmt::Display for TimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Format(e) => write!(
+                f,
+                "{e} (use RFC 3339, e.g. 2027-01-31T00:00:00Z, or unix seconds)"
+            ),
+            Self::BeforeEpoch => f.write_str("time before 1970"),
+            Self::OutOfRange => f.write_str("time out of range"),
+        }
+    }
+}
+
+impl std::error::Error for TimeError {}
+
 /// A point in time: RFC 3339 (`2027-01-31T00:00:00Z`) or unix seconds.
-pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_time(s: &str) -> Result<i64, TimeError> {
     if let Ok(n) = s.parse::<i64>() {
         return Ok(n);
     }
-    let t = humantime::parse_rfc3339_weak(s)
-        .map_err(|e| format!("{e} (use RFC 3339, e.g. 2027-01-31T00:00:00Z, or unix seconds)"))?;
+    let t = humantime::parse_rfc3339_weak(s).map_err(TimeError::Format)?;
     let secs = t
         .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|_| "time before 1970".to_string())?
+        .map_err(|_| TimeError::BeforeEpoch)?
         .as_secs();
-    i64::try_from(secs).map_err(|_| "time out of range".to_string())
+    i64::try_from(secs).map_err(|_| TimeError::OutOfRange)
 }
 
 /// Run the command.

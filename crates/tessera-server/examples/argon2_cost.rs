@@ -18,7 +18,11 @@ fn main() {
     let secret = generate_secret();
     let start = Instant::now();
     let hash = SecretHash::create(&secret).unwrap();
-    println!("hash: {:.1} ms ({})", start.elapsed().as_secs_f64() * 1e3, &hash.as_str()[..30]);
+    println!(
+        "hash: {:.1} ms ({})",
+        start.elapsed().as_secs_f64() * 1e3,
+        &hash.as_str()[..30]
+    );
     let wrong = ClientSecret::new("tss_wrong");
     for (name, s, want) in [("right", &secret, true), ("wrong", &wrong, false)] {
         let start = Instant::now();
