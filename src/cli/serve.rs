@@ -42,6 +42,18 @@ pub(crate) struct ServeArgs {
     /// Largest request body, in bytes.
     #[arg(long, env = "TESSERA_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub(crate) max_body_bytes: usize,
+    /// Connections open at once; more are closed at once, unread (default: what the open-file
+    /// limit allows after a margin, at most 4096).
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS")]
+    pub(crate) max_connections: Option<usize>,
+    /// Connections open at once from one IP address (default: a quarter of --max-connections;
+    /// 0 turns the per-address limit off, e.g. behind a proxy that every connection comes from).
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS_PER_IP")]
+    pub(crate) max_connections_per_ip: Option<usize>,
+    /// Time allowed to send the whole request body, from the end of the head (e.g. 10s); past it
+    /// 408 and the connection is closed.
+    #[arg(long, env = "TESSERA_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub(crate) body_timeout: Duration,
     /// Largest request head (request line + headers), in bytes (at least 8192).
     #[arg(long, env = "TESSERA_MAX_HEADER_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(8192..))]
     pub(crate) max_header_bytes: u64,
@@ -82,6 +94,15 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
     let database_url = db.url()?;
     let master_key = args.master.source(db)?;
     let issuer = args.issuer.as_deref().map(Issuer::parse).transpose()?;
+    if args.body_timeout.is_zero() {
+        anyhow::bail!("--body-timeout must be more than 0s");
+    }
+    let max_connections = args
+        .max_connections
+        .unwrap_or_else(tessera_server::http::default_max_connections);
+    if max_connections == 0 {
+        anyhow::bail!("--max-connections must be at least 1");
+    }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let config = ServerConfig {
         listen: args.listen,
@@ -97,6 +118,11 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
             max_cached: 100_000,
         },
         max_body_bytes: args.max_body_bytes,
+        body_timeout: args.body_timeout,
+        max_connections,
+        max_connections_per_ip: args
+            .max_connections_per_ip
+            .unwrap_or((max_connections / 4).max(1)),
         max_header_bytes: usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX),
         shutdown_grace: Duration::from_secs(30),
         key_rotation_interval: args.key_rotation_interval.filter(|d| !d.is_zero()),

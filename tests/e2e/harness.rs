@@ -636,7 +636,8 @@ impl E2eTest {
 
 /// Stamp out each test once per backend: `name::sqlite` and `name::postgres`.
 macro_rules! both_backends {
-    ($( async fn $name:ident($env:ident) $body:block )*) => {$(
+    ($( $(#[$m:meta])* async fn $name:ident($env:ident) $body:block )*) => {$(
+        $(#[$m])*
         mod $name {
             #[allow(unused_imports)]
             use super::*;

@@ -15,6 +15,7 @@ mod audit;
 mod cli;
 mod client;
 mod compose;
+mod front_door;
 mod harness;
 mod lifecycle;
 mod logs;

@@ -108,6 +108,12 @@ pub struct ServerConfig {
     pub verifier_limits: VerifierLimits,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address (0: no limit).
+    pub max_connections_per_ip: usize,
+    /// Time allowed to send the whole request body, from the end of the head.
+    pub body_timeout: Duration,
     /// Largest accepted request head (request line and headers), in bytes (≥ 8192).
     pub max_header_bytes: usize,
     /// How long SIGTERM waits for in-flight requests.

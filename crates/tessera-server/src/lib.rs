@@ -128,8 +128,12 @@ impl App {
         let state = http::AppState {
             authority: self.authority.clone(),
             jwks_max_age: self.config.jwks_max_age,
+            body: http::BodyRules {
+                max_bytes: self.config.max_body_bytes,
+                timeout: self.config.body_timeout,
+            },
         };
-        http::router(state, self.config.max_body_bytes)
+        http::router(state)
     }
 
     /// Serve on `listener` until `shutdown` resolves, refreshing the registry in the background
@@ -158,6 +162,8 @@ impl App {
         let addr = listener.local_addr().context("reading the bound address")?;
         tracing::info!(%addr, issuer = %self.authority.issuer(), kid = %self.registry.key_ring().signer.kid(), "tessera listening");
         let limits = http::ServeLimits {
+            max_connections: self.config.max_connections,
+            max_connections_per_ip: self.config.max_connections_per_ip,
             max_header_bytes: self.config.max_header_bytes,
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: self.config.shutdown_grace,

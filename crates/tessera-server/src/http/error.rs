@@ -3,6 +3,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::oauth::error::wire_description;
 use crate::oauth::{ErrorCode, OAuthError};
 
 /// The one error type at the HTTP edge.
@@ -12,6 +13,9 @@ pub struct ApiError {
     pub status: StatusCode,
     /// The protocol error.
     pub error: OAuthError,
+    /// Answer with `Connection: close`: the request body was not (entirely) read, so the
+    /// connection cannot carry another request.
+    pub close_connection: bool,
 }
 
 impl From<OAuthError> for ApiError {
@@ -22,14 +26,28 @@ impl From<OAuthError> for ApiError {
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
-        Self { status, error }
+        Self {
+            status,
+            error,
+            close_connection: false,
+        }
     }
 }
 
 impl ApiError {
     /// An error with an explicit status (413, 405, 404).
     pub fn with_status(status: StatusCode, error: OAuthError) -> Self {
-        Self { status, error }
+        Self {
+            status,
+            error,
+            close_connection: false,
+        }
+    }
+
+    /// The same error, closing the connection after it.
+    pub fn closing(mut self) -> Self {
+        self.close_connection = true;
+        self
     }
 }
 
@@ -37,7 +55,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = tessera_proto::ErrorBody {
             error: self.error.code.as_str().into(),
-            error_description: Some(self.error.description),
+            error_description: Some(wire_description(&self.error.description)),
         };
         let mut resp = super::no_store((self.status, axum::Json(body)).into_response());
         let h = resp.headers_mut();
@@ -46,6 +64,9 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"tessera\", charset=\"UTF-8\""),
             );
+        }
+        if self.close_connection {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if let Some(secs) = self.error.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));

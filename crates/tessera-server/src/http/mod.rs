@@ -13,7 +13,7 @@ mod token;
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::FromRef;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -22,7 +22,7 @@ use axum::Router;
 use crate::authority::Authority;
 
 pub use error::ApiError;
-pub use serve::{serve, ServeLimits};
+pub use serve::{default_max_connections, serve, ServeLimits};
 
 /// The peer address of a request's connection.
 #[derive(Debug, Clone, Copy)]
@@ -35,10 +35,28 @@ pub struct AppState {
     pub authority: Arc<Authority>,
     /// `Cache-Control: max-age` for the JWKS.
     pub jwks_max_age: u32,
+    /// How request bodies are read.
+    pub body: BodyRules,
 }
 
-/// The router with every endpoint, with the body limit applied.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+/// How a request body is read (see [`extract`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyRules {
+    /// Largest body, in bytes: beyond it 413, at once when `Content-Length` says so.
+    pub max_bytes: usize,
+    /// Time allowed for the whole body, from the end of the request head: beyond it 408 and the
+    /// connection is closed. A total deadline, so a slow drip cannot extend it.
+    pub timeout: std::time::Duration,
+}
+
+impl FromRef<AppState> for BodyRules {
+    fn from_ref(state: &AppState) -> Self {
+        state.body
+    }
+}
+
+/// The router with every endpoint.
+pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
             "/oauth/token",
@@ -64,7 +82,6 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(error::not_found)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
 

@@ -92,6 +92,38 @@ impl OAuthError {
     }
 }
 
+/// Whether `c` may appear in an `error_description` (RFC 6749 §5.2: %x20-21 / %x23-5B /
+/// %x5D-7E, so no `"`, no `\\`, nothing outside printable ASCII).
+pub fn description_char(c: char) -> bool {
+    matches!(c, '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E')
+}
+
+/// Longest run of caller-supplied text an `error_description` carries.
+pub const MAX_CALLER_TEXT: usize = 64;
+
+/// Caller-supplied text (a scope name, say) as it may appear in an `error_description`: at most
+/// [`MAX_CALLER_TEXT`] characters, each outside the allowed set replaced by `?`.
+pub fn caller_text(s: &str) -> String {
+    s.chars()
+        .take(MAX_CALLER_TEXT)
+        .map(|c| if description_char(c) { c } else { '?' })
+        .collect()
+}
+
+/// A description with every character outside the RFC 6749 §5.2 set replaced by `?`: the last
+/// guard before a description goes on the wire.
+pub fn wire_description(s: &str) -> Cow<'_, str> {
+    if s.chars().all(description_char) {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(
+            s.chars()
+                .map(|c| if description_char(c) { c } else { '?' })
+                .collect(),
+        )
+    }
+}
+
 impl fmt::Display for OAuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code.as_str(), self.description)
@@ -99,3 +131,19 @@ impl fmt::Display for OAuthError {
 }
 
 impl std::error::Error for OAuthError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_text_is_cut_and_kept_to_the_rfc_characters() {
+        let evil = format!("a\"b\\c\u{e9}\n{}", "x".repeat(100));
+        let t = caller_text(&evil);
+        assert_eq!(t.chars().count(), MAX_CALLER_TEXT);
+        assert!(t.starts_with("a?b?c??"));
+        assert!(t.chars().all(description_char));
+        assert_eq!(wire_description("ok text"), "ok text");
+        assert_eq!(wire_description("q\"uote"), "q?uote");
+    }
+}

@@ -26,6 +26,76 @@ pub enum FormError {
 
 /// Decode one form-encoded component: `+` is a space, `%XX` a byte, the result UTF-8.
 pub fn decode_component(raw: &[u8]) -> Result<String, FormError> {
+    check_component(raw)?;
+    let plus_as_space: Vec<u8> = raw
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    let bytes: Vec<u8> = percent_decode(&plus_as_space).collect();
+    String::from_utf8(bytes).map_err(|_| FormError::NotUtf8)
+}
+
+/// Parse a form body, keeping only the parameters named in `known` (RFC 6749 §3.2: the server
+/// MUST ignore unrecognized parameters, so an unknown one is neither decoded beyond its name
+/// nor checked for repeats). A known parameter given twice is [`FormError::Repeated`], except
+/// those also in `repeatable` (RFC 8707 allows several `resource` parameters).
+///
+/// Linear in the body: each pair's name is decoded once and compared with the (few) known
+/// names, so a form of thousands of distinct names costs what a flat form of the same size does.
+pub fn parse(
+    body: &[u8],
+    known: &[&'static str],
+    repeatable: &[&str],
+) -> Result<Vec<(&'static str, String)>, FormError> {
+    parse_counting(body, known, repeatable, &mut 0)
+}
+
+/// [`parse`], adding the number of name comparisons made to `comparisons` (for the test that
+/// keeps the parser linear).
+fn parse_counting(
+    body: &[u8],
+    known: &[&'static str],
+    repeatable: &[&str],
+    comparisons: &mut usize,
+) -> Result<Vec<(&'static str, String)>, FormError> {
+    let mut pairs: Vec<(&'static str, String)> = Vec::new();
+    // One bit per known name: seen already.
+    let mut seen: u64 = 0;
+    for part in body.split(|&b| b == b'&') {
+        if part.is_empty() {
+            continue;
+        }
+        let (name, value) = match part.iter().position(|&b| b == b'=') {
+            Some(eq) => (&part[..eq], &part[eq + 1..]),
+            None => (part, &b""[..]),
+        };
+        let name = decode_component(name)?;
+        let mut found = None;
+        for (i, k) in known.iter().enumerate() {
+            *comparisons += 1;
+            if *k == name {
+                found = Some((i, *k));
+                break;
+            }
+        }
+        let Some((i, k)) = found else {
+            // Unknown: still well-formed (a broken escape anywhere makes the request malformed),
+            // otherwise ignored.
+            check_component(value)?;
+            continue;
+        };
+        let bit = 1u64 << (i % 64);
+        if seen & bit != 0 && !repeatable.contains(&k) {
+            return Err(FormError::Repeated(k.to_owned()));
+        }
+        seen |= bit;
+        pairs.push((k, decode_component(value)?));
+    }
+    Ok(pairs)
+}
+
+/// Check that a component is well-formed without decoding it.
+fn check_component(raw: &[u8]) -> Result<(), FormError> {
     let mut i = 0;
     while i < raw.len() {
         let b = raw[i];
@@ -42,34 +112,7 @@ pub fn decode_component(raw: &[u8]) -> Result<String, FormError> {
         }
         i += 1;
     }
-    let plus_as_space: Vec<u8> = raw
-        .iter()
-        .map(|&b| if b == b'+' { b' ' } else { b })
-        .collect();
-    let bytes: Vec<u8> = percent_decode(&plus_as_space).collect();
-    String::from_utf8(bytes).map_err(|_| FormError::NotUtf8)
-}
-
-/// Parse a form body into (name, value) pairs, rejecting repeated names except those listed in
-/// `repeatable` (RFC 8707 allows several `resource` parameters).
-pub fn parse(body: &[u8], repeatable: &[&str]) -> Result<Vec<(String, String)>, FormError> {
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    for part in body.split(|&b| b == b'&') {
-        if part.is_empty() {
-            continue;
-        }
-        let (name, value) = match part.iter().position(|&b| b == b'=') {
-            Some(eq) => (&part[..eq], &part[eq + 1..]),
-            None => (part, &b""[..]),
-        };
-        let name = decode_component(name)?;
-        let value = decode_component(value)?;
-        if !repeatable.contains(&name.as_str()) && pairs.iter().any(|(n, _)| *n == name) {
-            return Err(FormError::Repeated(name));
-        }
-        pairs.push((name, value));
-    }
-    Ok(pairs)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -92,17 +135,67 @@ mod tests {
     }
 
     #[test]
-    fn rejects_repeats_but_allows_listed() {
-        assert_eq!(parse(b"a=1&a=2", &[]), Err(FormError::Repeated("a".into())));
+    fn rejects_repeated_known_names_only() {
+        let known = &["a", "resource"];
         assert_eq!(
-            parse(b"resource=x&resource=y", &["resource"])
+            parse(b"a=1&a=2", known, &[]),
+            Err(FormError::Repeated("a".into()))
+        );
+        assert_eq!(
+            parse(b"resource=x&resource=y", known, &["resource"])
                 .unwrap()
                 .len(),
             2
         );
         assert_eq!(
-            parse(b"a=&b", &[]).unwrap(),
-            vec![("a".into(), "".into()), ("b".into(), "".into())]
+            parse(b"a=&b", known, &[]).unwrap(),
+            vec![("a", "".to_string())]
+        );
+        // Unknown parameters are ignored even when repeated (RFC 6749 §3.2), but must be
+        // well-formed.
+        assert_eq!(
+            parse(b"x=1&x=2&a=3&x=4", known, &[]).unwrap(),
+            vec![("a", "3".to_string())]
+        );
+        assert_eq!(parse(b"x=%zz&a=1", known, &[]), Err(FormError::BadPercent));
+        // A percent-encoded known name is that name.
+        assert_eq!(
+            parse(b"%61=1&a=2", known, &[]),
+            Err(FormError::Repeated("a".into()))
+        );
+    }
+
+    /// Regression (issue 16): repeats were found by comparing each name with every earlier one,
+    /// quadratic in the number of distinct names, before authentication. The work is now at most
+    /// one comparison per pair and known name.
+    #[test]
+    fn parsing_work_grows_linearly_with_the_number_of_names() {
+        let known = &[
+            "grant_type",
+            "scope",
+            "resource",
+            "audience",
+            "client_id",
+            "client_secret",
+        ];
+        let form = |n: usize| {
+            (0..n)
+                .map(|i| format!("p{i}=v"))
+                .collect::<Vec<_>>()
+                .join("&")
+                .into_bytes()
+        };
+        let work = |n: usize| {
+            let mut c = 0;
+            parse_counting(&form(n), known, &[], &mut c).unwrap();
+            c
+        };
+        let (small, large) = (work(1_000), work(4_000));
+        assert!(small <= 1_000 * known.len(), "{small}");
+        assert_eq!(
+            large,
+            4 * small,
+            "four times the names, four times the work"
         );
     }
 }

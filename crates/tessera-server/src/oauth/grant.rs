@@ -1,6 +1,7 @@
 //! The client-credentials grant (RFC 6749 §4.4): which scopes, audience and lifetime a token
 //! request gets.
 
+use crate::oauth::error::caller_text;
 use crate::oauth::form::{self, FormError};
 use crate::oauth::{Audience, Client, ErrorCode, OAuthError, ScopeSet};
 
@@ -24,28 +25,33 @@ pub struct TokenRequest {
 
 impl TokenRequest {
     /// Parse the form body. RFC 6749 §3.1: a parameter sent without a value is treated as
-    /// omitted; §3.2: a parameter given twice is `invalid_request` (except `resource`).
+    /// omitted; §3.2: a known parameter given twice is `invalid_request` (except `resource`),
+    /// unknown ones are ignored, repeated or not.
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
-        let pairs = form::parse(body, &["resource"]).map_err(|e| match e {
-            FormError::Repeated(name) => {
-                OAuthError::invalid_request(format!("parameter '{}' is repeated", short(&name)))
-            }
-            other => OAuthError::invalid_request(other.to_string()),
-        })?;
+        let known = &[
+            "grant_type",
+            "scope",
+            "resource",
+            "audience",
+            "client_id",
+            "client_secret",
+        ];
+        let pairs = form::parse(body, known, &["resource"])
+            .map_err(|e: FormError| OAuthError::invalid_request(e.to_string()))?;
         let mut req = TokenRequest::default();
         let mut audience = None;
         for (name, value) in pairs {
             if value.is_empty() {
                 continue;
             }
-            match name.as_str() {
+            match name {
                 "grant_type" => req.grant_type = Some(value),
                 "scope" => req.scope = Some(value),
                 "resource" => req.targets.push(value),
                 "audience" => audience = Some(value),
                 "client_id" => req.client_id = Some(value),
                 "client_secret" => req.client_secret = Some(value),
-                _ => {} // RFC 6749 §3.2: unrecognized parameters are ignored.
+                _ => {} // Only known names come back from the parser.
             }
         }
         req.targets.extend(audience);
@@ -97,7 +103,7 @@ pub fn decide(
                     ErrorCode::InvalidScope,
                     format!(
                         "scope not allowed for this client: {}",
-                        short(&extra.join(" "))
+                        caller_text(&extra.join(" "))
                     ),
                 ));
             }
@@ -133,11 +139,6 @@ pub fn decide(
         audience,
         lifetime: client.token_ttl,
     })
-}
-
-/// Cut caller-supplied text that goes into an error description.
-fn short(s: &str) -> String {
-    s.chars().take(100).collect()
 }
 
 #[cfg(test)]

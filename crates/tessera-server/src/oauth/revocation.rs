@@ -27,15 +27,19 @@ impl TokenParams {
     /// omitted (RFC 6749 §3.1); unknown parameters are ignored (`token_type_hint` among them:
     /// this server has one kind of token).
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
-        let pairs =
-            form::parse(body, &[]).map_err(|e| OAuthError::invalid_request(e.to_string()))?;
+        let pairs = form::parse(
+            body,
+            &["token", "token_type_hint", "client_id", "client_secret"],
+            &[],
+        )
+        .map_err(|e| OAuthError::invalid_request(e.to_string()))?;
         let mut p = TokenParams::default();
         let mut token = None;
         for (name, value) in pairs {
             if value.is_empty() {
                 continue;
             }
-            match name.as_str() {
+            match name {
                 "token" => token = Some(value),
                 "client_id" => p.client_id = Some(value),
                 "client_secret" => p.client_secret = Some(value),
