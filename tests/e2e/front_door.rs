@@ -236,3 +236,53 @@ both_backends! {
         assert!(d.len() < 64 + 60, "{d}");
     }
 }
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+fn set_mode(path: &std::path::Path, m: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(m)).unwrap();
+}
+
+e2e_test! {
+/// The database and its `-wal`/`-shm` are the server's user's alone: created 0600, set back to
+/// 0600 when found 0644 (as earlier versions left them), and an open data directory owned by
+/// this user is tightened to 0700.
+async fn database_files_are_private() {
+    let env = TestEnv::sqlite();
+    let dir = env.data_dir.clone();
+    let db = dir.join("tessera.db");
+    let wal = dir.join("tessera.db-wal");
+    let shm = dir.join("tessera.db-shm");
+    set_mode(&dir, 0o755);
+    {
+        let server = env.start(&[]);
+        env.create_client(&["--name", "x", "--scope", "s"]);
+        let (status, _) = status_and_json(&server, "/readyz").await;
+        assert_eq!(status, 200);
+        for f in [&db, &wal, &shm] {
+            assert_eq!(mode(f), 0o600, "{}", f.display());
+        }
+        assert_eq!(mode(&dir), 0o700, "the data directory is tightened");
+    }
+    // Left 0644 by an earlier version: back to 0600 at the next start.
+    for f in [&db, &wal, &shm] {
+        if f.exists() {
+            set_mode(f, 0o644);
+        }
+    }
+    let server = env.start(&[]);
+    let (status, _) = status_and_json(&server, "/readyz").await;
+    assert_eq!(status, 200);
+    for f in [&db, &wal, &shm] {
+        if f.exists() {
+            assert_eq!(mode(f), 0o600, "{}", f.display());
+        }
+    }
+}
+}

@@ -50,6 +50,7 @@ impl SqlStore<Sqlite> {
             // Deleted and overwritten content (an erased private key) is zeroed in the file
             // rather than left in free pages.
             .pragma("secure_delete", "on");
+        make_private(opts.get_filename());
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(5))
@@ -77,3 +78,69 @@ impl Backend for Sqlite {
         Ok(())
     }
 }
+
+/// Keep the database to the server's user: the file is created 0600 before SQLite opens it
+/// (SQLite gives its `-wal` and `-shm` files the database file's mode), an existing database,
+/// `-wal` and `-shm` are set to 0600 (a database left 0644 by an earlier version), and a data
+/// directory that others can enter is tightened to 0700 when this user owns it; otherwise
+/// (Kubernetes `fsGroup` volumes are group-writable by design) it is left as it is, with a
+/// warning. Failures are warnings too: the database still opens, or fails with its own error.
+#[cfg(unix)]
+fn make_private(db: &std::path::Path) {
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+    if db.as_os_str().is_empty() || db.as_os_str() == ":memory:" {
+        return;
+    }
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(meta) = std::fs::metadata(dir) {
+            if meta.mode() & 0o077 != 0 {
+                let own = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+                if own == Some(meta.uid()) {
+                    let mut perms = meta.permissions();
+                    perms.set_mode(meta.mode() & 0o7700);
+                    match std::fs::set_permissions(dir, perms) {
+                        Ok(()) => {
+                            tracing::info!(dir = %dir.display(), "data directory tightened to owner-only")
+                        }
+                        Err(e) => {
+                            tracing::warn!(dir = %dir.display(), error = %e, "cannot make the data directory owner-only")
+                        }
+                    }
+                } else {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        mode = format!("{:o}", meta.mode() & 0o7777),
+                        "the data directory is open to other users and not owned by this one; left as it is"
+                    );
+                }
+            }
+        }
+    }
+    if let Err(e) = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(db)
+    {
+        tracing::warn!(db = %db.display(), error = %e, "cannot create the database file");
+        return;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let path = std::path::PathBuf::from(name);
+        if let Ok(meta) = std::fs::metadata(&path) {
+            if meta.mode() & 0o077 != 0 {
+                if let Err(e) =
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot make the file owner-only");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn make_private(_db: &std::path::Path) {}
