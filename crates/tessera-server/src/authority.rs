@@ -348,7 +348,14 @@ impl Authority {
             .await;
         if let (Err(VerifyError::Rejected), Some(known)) = (&outcome, &client) {
             // The snapshot may predate a secret added by the CLI: re-read this client once.
-            if let Some(fresh) = self.registry.reload_client(&known.id).await {
+            // A database that cannot be asked is "retry" (503), never "wrong secret": the
+            // secret may be one made a moment ago.
+            let reloaded = self
+                .registry
+                .reload_client(&known.id)
+                .await
+                .map_err(|_| unavailable())?;
+            if let Some(fresh) = reloaded {
                 let changed = fresh.updated_at != known.updated_at
                     || fresh.secrets.len() != known.secrets.len();
                 if changed {

@@ -31,8 +31,16 @@ pub enum RegistryError {
     FirstKey(#[from] LifecycleError),
 }
 
-/// Database look-ups of unknown client ids allowed at once.
+/// Database look-ups of single clients (ids missing from the snapshot, re-reads after a refused
+/// secret) running at once.
 pub const MAX_CONCURRENT_LOOKUPS: usize = 4;
+
+/// Look-ups allowed to wait for a slot; beyond them a look-up is refused at once (503, retry),
+/// so a flood of made-up ids holds bounded memory.
+pub const MAX_WAITING_LOOKUPS: usize = 256;
+
+/// How long a look-up waits for a slot before the answer is 503 "retry" (never "unknown").
+pub const LOOKUP_WAIT: Duration = Duration::from_secs(1);
 
 /// See the module documentation.
 pub struct Registry {
@@ -40,12 +48,19 @@ pub struct Registry {
     master: MasterKey,
     clock: Clock,
     verifier: Arc<CredentialVerifier>,
+    /// Every client as of the last full reload.
     clients: RwLock<Arc<HashMap<ClientId, Arc<Client>>>>,
+    /// Clients read one at a time since the last full reload (new ids, re-reads after a refused
+    /// secret): fresher than `clients`, consulted first, emptied by the next reload (which has
+    /// them). Inserting one costs O(1), not a copy of the registry.
+    recent: RwLock<HashMap<ClientId, Arc<Client>>>,
     stored_keys: RwLock<Arc<Vec<StoredKey>>>,
     ring: RwLock<Arc<KeyRing>>,
     revision: AtomicI64,
-    /// Bounds database look-ups of ids missing from the snapshot (see [`Registry::find_client`]).
+    /// Bounds database look-ups of single clients (see [`Registry::find_client`]).
     lookups: tokio::sync::Semaphore,
+    /// Look-ups waiting for a slot now.
+    waiting_lookups: std::sync::atomic::AtomicUsize,
     /// Reference point for the two millisecond counters below (atomics: read on every request).
     epoch: Instant,
     /// When a refresh last reached the database, in ms since `epoch`.
@@ -93,10 +108,12 @@ impl Registry {
             clock,
             verifier,
             clients: RwLock::new(Arc::new(index(clients))),
+            recent: RwLock::new(HashMap::new()),
             stored_keys: RwLock::new(Arc::new(stored)),
             ring: RwLock::new(Arc::new(ring)),
             revision: AtomicI64::new(revision),
             lookups: tokio::sync::Semaphore::new(MAX_CONCURRENT_LOOKUPS),
+            waiting_lookups: std::sync::atomic::AtomicUsize::new(0),
             epoch: Instant::now(),
             last_ok_ms: AtomicU64::new(0),
             stale_after_ms: AtomicU64::new(6_000),
@@ -105,17 +122,20 @@ impl Registry {
 
     /// A client by id, as of the last refresh.
     pub fn client(&self, id: &ClientId) -> Option<Arc<Client>> {
+        if let Some(c) = self.recent.read().ok().and_then(|m| m.get(id).cloned()) {
+            return Some(c);
+        }
         self.clients.read().ok().and_then(|m| m.get(id).cloned())
     }
 
-    /// A client by id: from the snapshot, or, if the id is not there, from the database, so that a
-    /// client registered a moment ago works at once instead of after the next refresh. The
-    /// database look-ups run at most [`MAX_CONCURRENT_LOOKUPS`] at a time; when they are all busy
-    /// (a flood of made-up ids) the id is treated as unknown rather than queued. Changes to known
-    /// clients (disable, delete, new scopes) still arrive with the next refresh.
+    /// A client by id: from memory, or, if the id is not there, from the database, so that a
+    /// client registered a moment ago works at once instead of after the next refresh. Changes
+    /// to known clients (disable, delete, new scopes) arrive with the next refresh.
     ///
-    /// Fails with [`Unavailable`] when the database cannot be asked, so the caller can answer
-    /// "try again" rather than "wrong credentials".
+    /// Fails with [`Unavailable`] when the database cannot be asked in time (no look-up slot
+    /// within [`LOOKUP_WAIT`], too many waiting, or the database does not answer), so the
+    /// caller answers "retry" (503) rather than "wrong credentials": a client that exists is
+    /// never answered as unknown.
     pub async fn find_client(&self, id: &ClientId) -> Result<Option<Arc<Client>>, Unavailable> {
         match self.client(id) {
             Some(c) => Ok(Some(c)),
@@ -123,19 +143,29 @@ impl Registry {
         }
     }
 
-    /// Re-read one known client from the database (at most [`MAX_CONCURRENT_LOOKUPS`] at a time;
-    /// `None` when no slot is free or the database cannot be asked) and put it in the snapshot.
-    /// Used when a known client's secret is refused, so a secret added a moment ago
-    /// (`client rotate-secret`) works at once instead of after the next refresh.
-    pub async fn reload_client(&self, id: &ClientId) -> Option<Arc<Client>> {
-        self.lookup(id).await.ok().flatten()
+    /// Re-read one known client from the database and keep it in memory. Used when a known
+    /// client's secret is refused, so a secret added a moment ago (`client rotate-secret`)
+    /// works at once instead of after the next refresh. [`Unavailable`] as for
+    /// [`Registry::find_client`].
+    pub async fn reload_client(&self, id: &ClientId) -> Result<Option<Arc<Client>>, Unavailable> {
+        self.lookup(id).await
     }
 
-    /// Read one client from the database into the snapshot, if a lookup slot is free (`Ok(None)`
-    /// when none is, or there is no such client).
+    /// Read one client from the database into memory: at most [`MAX_CONCURRENT_LOOKUPS`] at a
+    /// time, at most [`MAX_WAITING_LOOKUPS`] waiting, each at most [`LOOKUP_WAIT`].
     async fn lookup(&self, id: &ClientId) -> Result<Option<Arc<Client>>, Unavailable> {
-        let Ok(_permit) = self.lookups.try_acquire() else {
-            return Ok(None);
+        let waiting = self.waiting_lookups.fetch_add(1, Ordering::AcqRel);
+        let permit = if waiting >= MAX_WAITING_LOOKUPS {
+            None
+        } else {
+            tokio::time::timeout(LOOKUP_WAIT, self.lookups.acquire())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        self.waiting_lookups.fetch_sub(1, Ordering::AcqRel);
+        let Some(_permit) = permit else {
+            return Err(Unavailable);
         };
         let lookup = tokio::time::timeout(Duration::from_secs(2), self.store.get_client(id));
         let client = match lookup.await {
@@ -143,10 +173,8 @@ impl Registry {
             Ok(Ok(None)) => return Ok(None),
             Ok(Err(_)) | Err(_) => return Err(Unavailable),
         };
-        if let Ok(mut w) = self.clients.write() {
-            let mut map = HashMap::clone(&w);
-            map.insert(id.clone(), client.clone());
-            *w = Arc::new(map);
+        if let Ok(mut recent) = self.recent.write() {
+            recent.insert(id.clone(), client.clone());
         }
         Ok(Some(client))
     }
@@ -207,7 +235,8 @@ impl Registry {
         if changed {
             let clients = index(self.store.load_clients().await?);
             let old = self.clients.read().map(|m| m.clone()).unwrap_or_default();
-            for (id, before) in old.iter() {
+            let recent = self.recent.read().map(|m| m.clone()).unwrap_or_default();
+            for (id, before) in old.iter().chain(recent.iter()) {
                 if clients
                     .get(id)
                     .is_none_or(|now| now.updated_at != before.updated_at)
@@ -217,6 +246,11 @@ impl Registry {
             }
             if let Ok(mut w) = self.clients.write() {
                 *w = Arc::new(clients);
+            }
+            // The reload has every client the look-ups had read (or newer): drop those read
+            // before it. One read after it began stays, at worst re-read once more.
+            if let Ok(mut r) = self.recent.write() {
+                r.retain(|id, c| !recent.get(id).is_some_and(|before| Arc::ptr_eq(before, c)));
             }
             let keys = self.store.load_keys().await?;
             if let Ok(mut w) = self.stored_keys.write() {

@@ -13,6 +13,12 @@
 //! bounded number waiting. Beyond that the request is refused as `Busy` (→ 503 + Retry-After) so
 //! that a flood of wrong secrets cannot starve clients whose credentials are already cached, nor
 //! grow memory without bound.
+//!
+//! A check with nothing to check against (an unknown client id, a disabled client, one without a
+//! usable secret) runs no argon2id: it is refused after a wait as long as a real check takes
+//! (a running estimate of the measured checks), so it costs a timer rather than a core, and a
+//! flood of made-up ids cannot take the argon2id capacity from real clients. The answer and its
+//! timing match a wrong secret's while the argon2id pool is not queueing.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -65,7 +71,10 @@ pub struct CredentialVerifier {
     waiting: AtomicUsize,
     limits: VerifierLimits,
     argon2_runs: AtomicU64,
-    dummy: SecretHash,
+    /// Checks answered without argon2id (nothing to check against).
+    simulated: AtomicU64,
+    /// Running estimate of one argon2id check, in microseconds (exponentially weighted).
+    argon2_micros: Arc<AtomicU64>,
 }
 
 #[derive(Clone)]
@@ -78,10 +87,10 @@ impl CredentialVerifier {
     /// A verifier with a fresh random cache key.
     pub fn new(limits: VerifierLimits) -> Self {
         let key = crate::random::bytes::<32>();
-        // A fixed-cost hash to verify against when the client is unknown, so that an unknown id
-        // costs the same time as a wrong secret and ids cannot be enumerated by timing.
-        let dummy = SecretHash::create(&crate::secrets::generate_secret())
-            .unwrap_or_else(|_| SecretHash::from_stored(String::new()));
+        // A first estimate of one check: hashing costs what verifying does.
+        let started = std::time::Instant::now();
+        let _ = SecretHash::create(&crate::secrets::generate_secret());
+        let first = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         Self {
             mac_key: hmac::Key::new(hmac::HMAC_SHA256, &key),
             cache: RwLock::new(HashMap::new()),
@@ -89,13 +98,25 @@ impl CredentialVerifier {
             waiting: AtomicUsize::new(0),
             limits,
             argon2_runs: AtomicU64::new(0),
-            dummy,
+            simulated: AtomicU64::new(0),
+            argon2_micros: Arc::new(AtomicU64::new(first)),
         }
     }
 
     /// How many argon2id verifications have run (for tests and metrics).
     pub fn argon2_runs(&self) -> u64 {
         self.argon2_runs.load(Ordering::Relaxed)
+    }
+
+    /// How many checks were refused without argon2id, after the matching wait (for tests and
+    /// metrics).
+    pub fn simulated_checks(&self) -> u64 {
+        self.simulated.load(Ordering::Relaxed)
+    }
+
+    /// The current estimate of one argon2id check.
+    pub fn argon2_estimate(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.argon2_micros.load(Ordering::Relaxed))
     }
 
     /// Verify `secret` for `client` (or for an unknown client, when `None`) at time `now`,
@@ -124,6 +145,13 @@ impl CredentialVerifier {
                 .collect(),
             None => Vec::new(),
         };
+        if candidates.is_empty() {
+            // Nothing to check against: the same refusal after the time a check takes, with no
+            // work (see the module documentation).
+            self.simulated.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(self.argon2_estimate()).await;
+            return Err(VerifyError::Rejected);
+        }
         let found = self.run_argon2(candidates, secret.clone()).await?;
         let id = found.ok_or(VerifyError::Rejected)?;
         if let Ok(mut cache) = self.cache.write() {
@@ -174,22 +202,22 @@ impl CredentialVerifier {
             .acquire_owned()
             .await
             .map_err(|_| VerifyError::Busy)?;
-        let dummy = self.dummy.clone();
-        let runs = candidates.len().max(1) as u64;
+        let runs = candidates.len() as u64;
         self.argon2_runs.fetch_add(runs, Ordering::Relaxed);
+        let estimate = self.argon2_micros.clone();
         let result = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            if candidates.is_empty() {
-                dummy.verify(&secret);
-                return None;
-            }
             // Check every candidate, not just up to the first match, so the time taken does not
             // reveal which of a rotating pair matched.
             let mut found = None;
             for (id, hash) in candidates {
+                let started = std::time::Instant::now();
                 if hash.verify(&secret) && found.is_none() {
                     found = Some(id);
                 }
+                let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let old = estimate.load(Ordering::Relaxed);
+                estimate.store(old - old / 8 + took / 8, Ordering::Relaxed);
             }
             found
         })
@@ -292,13 +320,19 @@ mod tests {
             v.verify(Some(&c), &id("c1"), &s, 16).await,
             Err(VerifyError::Rejected)
         );
-        // Unknown client: rejected, after the same amount of work.
+        // Unknown client: rejected after the matching wait, without argon2id work.
         let before = v.argon2_runs();
         assert_eq!(
             v.verify(None, &id("nobody"), &s, 16).await,
             Err(VerifyError::Rejected)
         );
-        assert_eq!(v.argon2_runs(), before + 1);
+        assert_eq!(v.argon2_runs(), before, "no argon2id for an unknown id");
+        assert_eq!(
+            v.simulated_checks(),
+            5,
+            "expired secret, revoked secret, expired client, disabled client, unknown id"
+        );
+        assert!(v.argon2_estimate() > std::time::Duration::ZERO);
     }
 
     #[tokio::test]
