@@ -69,11 +69,19 @@ fn parse_counting(
             Some(eq) => (&part[..eq], &part[eq + 1..]),
             None => (part, &b""[..]),
         };
-        let name = decode_component(name)?;
+        // Most names carry no escape: compare their bytes as they are, with no allocation.
+        let decoded;
+        let name: &[u8] = if name.iter().any(|&b| b == b'%' || b == b'+') {
+            decoded = decode_component(name)?;
+            decoded.as_bytes()
+        } else {
+            check_component(name)?;
+            name
+        };
         let mut found = None;
         for (i, k) in known.iter().enumerate() {
             *comparisons += 1;
-            if *k == name {
+            if k.as_bytes() == name {
                 found = Some((i, *k));
                 break;
             }
