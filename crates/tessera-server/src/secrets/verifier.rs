@@ -16,7 +16,7 @@
 //!
 //! A check with nothing to check against (an unknown client id, a disabled client, one without a
 //! usable secret) runs no argon2id: it is refused after a wait as long as a real check takes
-//! (a running estimate of the measured checks), so it costs a timer rather than a core, and a
+//! (one of the last 64 measured, drawn at random), so it costs a timer rather than a core, and a
 //! flood of made-up ids cannot take the argon2id capacity from real clients. The answer and its
 //! timing match a wrong secret's while the argon2id pool is not queueing.
 
@@ -73,8 +73,10 @@ pub struct CredentialVerifier {
     argon2_runs: AtomicU64,
     /// Checks answered without argon2id (nothing to check against).
     simulated: AtomicU64,
-    /// Running estimate of one argon2id check, in microseconds (exponentially weighted).
-    argon2_micros: Arc<AtomicU64>,
+    /// The durations of the last [`SAMPLES`] argon2id checks, in microseconds: a check with
+    /// nothing to check against waits as long as one of them, drawn at random, so its timing
+    /// follows the real distribution, not just its average.
+    durations: Arc<Durations>,
 }
 
 #[derive(Clone)]
@@ -99,7 +101,7 @@ impl CredentialVerifier {
             limits,
             argon2_runs: AtomicU64::new(0),
             simulated: AtomicU64::new(0),
-            argon2_micros: Arc::new(AtomicU64::new(first)),
+            durations: Arc::new(Durations::new(first)),
         }
     }
 
@@ -114,9 +116,9 @@ impl CredentialVerifier {
         self.simulated.load(Ordering::Relaxed)
     }
 
-    /// The current estimate of one argon2id check.
+    /// How long one argon2id check takes, as a random one of the last measured.
     pub fn argon2_estimate(&self) -> std::time::Duration {
-        std::time::Duration::from_micros(self.argon2_micros.load(Ordering::Relaxed))
+        std::time::Duration::from_micros(self.durations.pick())
     }
 
     /// Verify `secret` for `client` (or for an unknown client, when `None`) at time `now`,
@@ -149,7 +151,10 @@ impl CredentialVerifier {
             // Nothing to check against: the same refusal after the time a check takes, with no
             // work (see the module documentation).
             self.simulated.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(self.argon2_estimate()).await;
+            // tokio's timer fires on the first millisecond tick past the deadline (about 1 ms
+            // late on average), where a real check's own overhead is tens of microseconds.
+            let wait = self.argon2_estimate().saturating_sub(TIMER_LATENESS);
+            tokio::time::sleep(wait).await;
             return Err(VerifyError::Rejected);
         }
         let found = self.run_argon2(candidates, secret.clone()).await?;
@@ -204,7 +209,7 @@ impl CredentialVerifier {
             .map_err(|_| VerifyError::Busy)?;
         let runs = candidates.len() as u64;
         self.argon2_runs.fetch_add(runs, Ordering::Relaxed);
-        let estimate = self.argon2_micros.clone();
+        let durations = self.durations.clone();
         let result = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             // Check every candidate, not just up to the first match, so the time taken does not
@@ -215,15 +220,46 @@ impl CredentialVerifier {
                 if hash.verify(&secret) && found.is_none() {
                     found = Some(id);
                 }
-                let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                let old = estimate.load(Ordering::Relaxed);
-                estimate.store(old - old / 8 + took / 8, Ordering::Relaxed);
+                durations.record(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
             }
             found
         })
         .await
         .map_err(|_| VerifyError::Busy)?;
         Ok(result)
+    }
+}
+
+/// How late tokio's timer fires, on average, against a measured duration.
+const TIMER_LATENESS: std::time::Duration = std::time::Duration::from_micros(1000);
+
+/// How many argon2id check durations are remembered.
+const SAMPLES: usize = 64;
+
+/// A ring of recent check durations (microseconds).
+struct Durations {
+    ring: [AtomicU64; SAMPLES],
+    next: AtomicUsize,
+}
+
+impl Durations {
+    /// A ring filled with `first` (the start-up estimate).
+    fn new(first: u64) -> Self {
+        Self {
+            ring: std::array::from_fn(|_| AtomicU64::new(first)),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    fn record(&self, micros: u64) {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % SAMPLES;
+        self.ring[i].store(micros, Ordering::Relaxed);
+    }
+
+    /// One of the remembered durations, at random.
+    fn pick(&self) -> u64 {
+        let r = u64::from_le_bytes(crate::random::bytes::<8>());
+        self.ring[(r % SAMPLES as u64) as usize].load(Ordering::Relaxed)
     }
 }
 
