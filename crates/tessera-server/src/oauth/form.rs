@@ -178,14 +178,7 @@ mod tests {
     /// one comparison per pair and known name.
     #[test]
     fn parsing_work_grows_linearly_with_the_number_of_names() {
-        let known = &[
-            "grant_type",
-            "scope",
-            "resource",
-            "audience",
-            "client_id",
-            "client_secret",
-        ];
+        let known = crate::oauth::grant::TOKEN_PARAMETERS;
         let form = |n: usize| {
             (0..n)
                 .map(|i| format!("p{i}=v"))

@@ -8,6 +8,16 @@ use crate::oauth::{Audience, Client, ErrorCode, OAuthError, ScopeSet};
 /// The only grant type this server issues.
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
 
+/// The parameters of a token request this server reads; any other is ignored (RFC 6749 §3.2).
+pub const TOKEN_PARAMETERS: &[&str] = &[
+    "grant_type",
+    "scope",
+    "resource",
+    "audience",
+    "client_id",
+    "client_secret",
+];
+
 /// A parsed token request (after client authentication has been split off).
 #[derive(Debug, Default)]
 pub struct TokenRequest {
@@ -28,15 +38,7 @@ impl TokenRequest {
     /// omitted; §3.2: a known parameter given twice is `invalid_request` (except `resource`),
     /// unknown ones are ignored, repeated or not.
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
-        let known = &[
-            "grant_type",
-            "scope",
-            "resource",
-            "audience",
-            "client_id",
-            "client_secret",
-        ];
-        let pairs = form::parse(body, known, &["resource"])
+        let pairs = form::parse(body, TOKEN_PARAMETERS, &["resource"])
             .map_err(|e: FormError| OAuthError::invalid_request(e.to_string()))?;
         let mut req = TokenRequest::default();
         let mut audience = None;

@@ -240,11 +240,7 @@ where
         .bind(id.as_str())
         .execute(&mut *tx)
         .await?;
-        if DB::rows_affected(&r) == 0 {
-            return Ok(false);
-        }
-        Self::commit_change(tx, audit).await?;
-        Ok(true)
+        Self::commit_if_changed(tx, &r, audit).await
     }
 
     pub(crate) async fn delete_client(
@@ -257,11 +253,7 @@ where
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
-        if DB::rows_affected(&r) == 0 {
-            return Ok(false);
-        }
-        Self::commit_change(tx, audit).await?;
-        Ok(true)
+        Self::commit_if_changed(tx, &r, audit).await
     }
 
     pub(crate) async fn add_secret(
@@ -510,6 +502,20 @@ where
         Self::changed(&mut tx).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// [`Self::commit_change`] when `result` changed a row: `Ok(true)`; otherwise the
+    /// transaction is rolled back (dropped) and nothing is recorded: `Ok(false)`.
+    async fn commit_if_changed(
+        tx: sqlx::Transaction<'_, DB>,
+        result: &DB::QueryResult,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        if DB::rows_affected(result) == 0 {
+            return Ok(false);
+        }
+        Self::commit_change(tx, audit).await?;
+        Ok(true)
     }
 
     /// The audit record of a change (see `commit_change`).
