@@ -134,6 +134,15 @@ both_backends! {
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["cache-control"], "public, max-age=120");
         let jwks: Value = resp.json().await.unwrap();
+        // The same set, with the same caching, at the well-known path libraries default to.
+        let well_known = http()
+            .get(server.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(well_known.status(), 200);
+        assert_eq!(well_known.headers()["cache-control"], "public, max-age=120");
+        assert_eq!(well_known.json::<Value>().await.unwrap(), jwks);
         let key = &jwks["keys"][0];
         assert_eq!(key["kty"], "RSA", "RS256 is the default");
         assert_eq!(key["alg"], "RS256");
@@ -167,6 +176,14 @@ both_backends! {
                 doc["access_token_signing_alg_values_supported"],
                 serde_json::json!(["RS256"])
             );
+            // What OIDC libraries read at start-up: every algorithm the server can sign with,
+            // whatever the current key, and the subject type.
+            assert_eq!(
+                doc["id_token_signing_alg_values_supported"],
+                serde_json::json!(["RS256", "ES256", "EdDSA"])
+            );
+            assert_eq!(doc["subject_types_supported"], serde_json::json!(["public"]));
+            assert_eq!(doc["response_types_supported"], serde_json::json!([]));
         }
         assert_eq!(
             http()

@@ -45,6 +45,14 @@ pub struct Metadata {
     /// with, so verifiers can build their allowlist.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub access_token_signing_alg_values_supported: Vec<String>,
+    /// OpenID Connect Discovery's algorithm list, which OIDC libraries (go-oidc v3 among them)
+    /// read once at start-up as their allowlist for every JWT of this issuer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    /// OpenID Connect Discovery's subject identifier types (`public` here: `sub` is the
+    /// client id).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subject_types_supported: Vec<String>,
 }
 
 /// Why a metadata document was not accepted.
@@ -105,6 +113,8 @@ impl Metadata {
             access_token_signing_alg_values_supported: strings(
                 "access_token_signing_alg_values_supported",
             ),
+            id_token_signing_alg_values_supported: strings("id_token_signing_alg_values_supported"),
+            subject_types_supported: strings("subject_types_supported"),
         })
     }
 }

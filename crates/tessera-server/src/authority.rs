@@ -165,6 +165,15 @@ impl Authority {
                 .iter()
                 .map(|a| a.as_str().to_owned())
                 .collect(),
+            // Every algorithm this server can sign with, not just the current key's: libraries
+            // read this once at start-up as their allowlist, so following the current key would
+            // make them refuse tokens for minutes after a rotation to another algorithm. (OIDC
+            // Discovery also requires RS256 in it.)
+            id_token_signing_alg_values_supported: crate::keys::Alg::ALL
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .collect(),
+            subject_types_supported: vec!["public".to_owned()],
         }
     }
 

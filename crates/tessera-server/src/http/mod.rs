@@ -71,6 +71,8 @@ pub fn router(state: AppState) -> Router {
             post(revocation::introspect).fallback(error::method_not_allowed),
         )
         .route("/jwks.json", get(jwks::jwks))
+        // The same key set where several libraries look by default.
+        .route("/.well-known/jwks.json", get(jwks::jwks))
         .route(
             "/.well-known/oauth-authorization-server",
             get(discovery::metadata),
