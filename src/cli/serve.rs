@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use tessera_server::clock::Clock;
 use tessera_server::config::{Issuer, MasterKeySource, ServerConfig};
-use tessera_server::keys::Alg;
+use tessera_server::keys::{Alg, TokenTyp};
+use tessera_server::oauth::Audience;
 use tessera_server::secrets::VerifierLimits;
 
 use super::{ensure_data_dir, DbArgs, LogFormat};
@@ -42,6 +43,23 @@ pub(crate) struct ServeArgs {
     /// Largest request body, in bytes.
     #[arg(long, env = "TESSERA_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub(crate) max_body_bytes: usize,
+    /// The `typ` header of access tokens: `at+jwt` (RFC 9068, the default) or `jwt`, for
+    /// resource servers whose defaults refuse `at+jwt` (Spring Security's).
+    #[arg(
+        long,
+        env = "TESSERA_ACCESS_TOKEN_TYP",
+        value_enum,
+        default_value = "at+jwt"
+    )]
+    pub(crate) access_token_typ: TypArg,
+    /// An audience whose tokens carry `typ: JWT` whatever --access-token-typ says (repeat for
+    /// more; the variable takes a comma-separated list).
+    #[arg(
+        long = "jwt-typ-audience",
+        env = "TESSERA_JWT_TYP_AUDIENCES",
+        value_delimiter = ','
+    )]
+    pub(crate) jwt_typ_audiences: Vec<String>,
     /// Connections open at once; more are closed at once, unread (default: what the open-file
     /// limit allows after a margin, at most 4096).
     #[arg(long, env = "TESSERA_MAX_CONNECTIONS")]
@@ -94,6 +112,14 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
     let database_url = db.url()?;
     let master_key = args.master.source(db)?;
     let issuer = args.issuer.as_deref().map(Issuer::parse).transpose()?;
+    let jwt_typ_audiences = args
+        .jwt_typ_audiences
+        .iter()
+        .map(|a| {
+            Audience::parse(a.trim())
+                .ok_or_else(|| anyhow::anyhow!("--jwt-typ-audience '{a}' is not a valid audience"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     if args.body_timeout.is_zero() {
         anyhow::bail!("--body-timeout must be more than 0s");
     }
@@ -119,6 +145,11 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         },
         max_body_bytes: args.max_body_bytes,
         body_timeout: args.body_timeout,
+        access_token_typ: match args.access_token_typ {
+            TypArg::AtJwt => TokenTyp::AtJwt,
+            TypArg::Jwt => TokenTyp::Jwt,
+        },
+        jwt_typ_audiences,
         max_connections,
         max_connections_per_ip: args
             .max_connections_per_ip
@@ -162,4 +193,14 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     Ok(async {
         let _ = tokio::signal::ctrl_c().await;
     })
+}
+
+/// `--access-token-typ`.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum TypArg {
+    /// `typ: at+jwt` (RFC 9068).
+    #[value(name = "at+jwt")]
+    AtJwt,
+    /// `typ: JWT`.
+    Jwt,
 }

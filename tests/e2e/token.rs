@@ -269,3 +269,77 @@ both_backends! {
         );
     }
 }
+
+both_backends! {
+    /// Issue 18: `typ: JWT` for the audiences (or all tokens) a deployment names, for resource
+    /// servers whose defaults refuse RFC 9068's `at+jwt`; every other token keeps `at+jwt`, and
+    /// nothing else in the token changes. tessera-verifier takes `JWT` only when told to.
+    async fn typ_jwt_for_the_audiences_that_need_it(env) {
+        let issuer_server = env.start(&["--jwt-typ-audience", "https://spring.api"]);
+        let c = env.create_client(&[
+            "--name", "x", "--scope", "s",
+            "--audience", "https://other.api", "--audience", "https://spring.api",
+        ]);
+        let header = |t: &str| -> Value {
+            let h = t.split('.').next().unwrap();
+            serde_json::from_slice(
+                &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, h)
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        let get = |form: &'static str| {
+            let (server, c) = (&issuer_server, &c);
+            async move {
+                let r = token_basic(server, c, form).await;
+                assert_eq!(r.status(), 200);
+                r.json::<Value>().await.unwrap()["access_token"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            }
+        };
+        let other = get("grant_type=client_credentials").await;
+        let spring =
+            get("grant_type=client_credentials&resource=https%3A%2F%2Fspring.api").await;
+        assert_eq!(header(&other)["typ"], "at+jwt");
+        assert_eq!(header(&spring)["typ"], "JWT");
+        assert_eq!(header(&spring)["kid"], header(&other)["kid"]);
+        assert_eq!(header(&spring).as_object().unwrap().len(), 3);
+        // The issuer's own introspection takes both.
+        for t in [&other, &spring] {
+            let r = http()
+                .post(issuer_server.url("/oauth/introspect"))
+                .basic_auth(&c.id, Some(&c.secret))
+                .form(&[("token", t.as_str())])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.json::<Value>().await.unwrap()["active"], true);
+        }
+        // tessera-verifier: refused by default, accepted when told to.
+        let issuer = issuer_server.base.clone();
+        let strict = tessera_verifier::Verifier::builder(&issuer, "https://spring.api")
+            .jwks_url(issuer_server.url("/jwks.json"))
+            .build()
+            .unwrap();
+        let lenient = tessera_verifier::Verifier::builder(&issuer, "https://spring.api")
+            .jwks_url(issuer_server.url("/jwks.json"))
+            .accept_typ_jwt()
+            .build()
+            .unwrap();
+        assert!(strict.verify(&spring).await.is_err());
+        let at = lenient.verify(&spring).await.unwrap();
+        assert!(at.has_scope("s"));
+        drop(issuer_server);
+
+        // --access-token-typ jwt: every token.
+        let all = env.start(&["--access-token-typ", "jwt"]);
+        let r = token_basic(&all, &c, "grant_type=client_credentials").await;
+        let t = r.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(header(&t)["typ"], "JWT");
+    }
+}

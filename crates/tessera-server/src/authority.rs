@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::clock::Clock;
 use crate::config::Issuer;
-use crate::keys::KeyRing;
+use crate::keys::{KeyRing, TokenTyp};
 use crate::oauth::access_token::{AccessTokenClaims, IssuedClaims};
 use crate::oauth::client_auth::{self, Authorization, BodyCredentials};
 use crate::oauth::{grant, Audience, AuthMethod, Client, ErrorCode, OAuthError, TokenRequest};
@@ -80,9 +80,32 @@ pub struct Authority {
     issuer: Issuer,
     /// `aud` for clients with no audiences registered: the issuer.
     fallback_audience: Audience,
+    /// Which `typ` each token gets.
+    typ: TypPolicy,
     /// The verifier of this server's own tokens (any audience) over the key ring it was built
     /// from; rebuilt when the published keys change.
     own_tokens: Mutex<Option<(Arc<KeyRing>, Verifier)>>,
+}
+
+/// Which `typ` a token gets: RFC 9068's `at+jwt` unless the deployment asked for `JWT`, for
+/// every token or for the audiences whose resource servers refuse `at+jwt`.
+#[derive(Debug, Clone, Default)]
+pub struct TypPolicy {
+    /// The `typ` of every other token.
+    pub default: TokenTyp,
+    /// Audiences whose tokens carry `typ: JWT`.
+    pub jwt_audiences: Vec<Audience>,
+}
+
+impl TypPolicy {
+    /// The `typ` of a token for `audience`.
+    pub fn for_audience(&self, audience: &Audience) -> TokenTyp {
+        if self.jwt_audiences.contains(audience) {
+            TokenTyp::Jwt
+        } else {
+            self.default
+        }
+    }
 }
 
 /// The server's clock as `tessera-verifier` reads time.
@@ -102,6 +125,7 @@ impl Authority {
         revocations: Revocations,
         clock: Clock,
         issuer: Issuer,
+        typ: TypPolicy,
     ) -> Result<Self, crate::config::ConfigError> {
         let fallback_audience = Audience::parse(issuer.as_str())
             .ok_or(crate::config::ConfigError::IssuerNotAnAudience)?;
@@ -112,6 +136,7 @@ impl Authority {
             clock,
             issuer,
             fallback_audience,
+            typ,
             own_tokens: Mutex::new(None),
         })
     }
@@ -201,7 +226,10 @@ impl Authority {
             AccessTokenClaims::new(self.issuer.as_str(), &client, &grant, &scope, &jti, now);
         let signed = serde_json::to_vec(&claims)
             .map_err(|e| e.to_string())
-            .and_then(|json| ring.signer.sign(&json).map_err(|e| e.to_string()));
+            .and_then(|json| {
+                let typ = self.typ.for_audience(&grant.audience);
+                ring.signer.sign(&json, typ).map_err(|e| e.to_string())
+            });
         let access_token = match signed {
             Ok(t) => t,
             Err(e) => {
@@ -306,7 +334,9 @@ impl Authority {
                 return Some(verifier.clone());
             }
         }
+        // Every token this server issues is its own, whichever `typ` it was given.
         let verifier = Verifier::any_audience_builder(self.issuer.as_str())
+            .accept_typ_jwt()
             .static_jwks(&ring.jwks_json)
             .algorithms(ring.algs.iter().filter_map(|a| a.as_str().parse().ok()))
             .leeway(Duration::ZERO)

@@ -108,6 +108,11 @@ pub struct ServerConfig {
     pub verifier_limits: VerifierLimits,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// The `typ` of access tokens by default (RFC 9068's `at+jwt` unless told otherwise).
+    pub access_token_typ: crate::keys::TokenTyp,
+    /// Audiences whose tokens carry `typ: JWT` whatever the default (resource servers, such as
+    /// Spring Security's defaults, that refuse `at+jwt`).
+    pub jwt_typ_audiences: Vec<crate::oauth::Audience>,
     /// Connections open at once.
     pub max_connections: usize,
     /// Connections open at once from one IP address (0: no limit).

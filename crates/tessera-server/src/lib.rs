@@ -108,6 +108,10 @@ impl App {
             Revocations::new(store.clone()),
             clock.clone(),
             issuer,
+            authority::TypPolicy {
+                default: config.access_token_typ,
+                jwt_audiences: config.jwt_typ_audiences.clone(),
+            },
         )?;
         Ok(App {
             config,

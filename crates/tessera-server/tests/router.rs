@@ -50,6 +50,8 @@ impl Harness {
             verifier_limits: VerifierLimits::default(),
             max_body_bytes: 16 * 1024,
             body_timeout: Duration::from_secs(10),
+            access_token_typ: Default::default(),
+            jwt_typ_audiences: vec![],
             max_connections: 100,
             max_connections_per_ip: 25,
             max_header_bytes: 16 * 1024,

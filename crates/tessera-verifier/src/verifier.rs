@@ -28,6 +28,8 @@ struct Inner {
     issuer: String,
     /// `None`: any audience, only through [`Verifier::any_audience_builder`].
     audience: Option<String>,
+    /// Also take `typ: JWT` (see [`VerifierBuilder::accept_typ_jwt`]).
+    accept_typ_jwt: bool,
     algorithms: Vec<Algorithm>,
     leeway: i64,
     max_token_bytes: usize,
@@ -55,6 +57,7 @@ enum KeysFrom {
 pub struct VerifierBuilder {
     issuer: String,
     audience: Option<String>,
+    accept_typ_jwt: bool,
     keys: KeysFrom,
     algorithms: Vec<Algorithm>,
     leeway: Duration,
@@ -81,6 +84,16 @@ impl VerifierBuilder {
     /// [`VerifierBuilder::build`].
     pub fn static_jwks(mut self, jwks_json: impl AsRef<[u8]>) -> Self {
         self.keys = KeysFrom::Static(jwks_json.as_ref().to_vec());
+        self
+    }
+
+    /// Also accept tokens whose header says `typ: JWT`, besides RFC 9068's `at+jwt`: for an
+    /// issuer told to send `JWT` to this audience (Tessera's `--jwt-typ-audience`, for stacks
+    /// such as Spring Security whose defaults refuse `at+jwt`). Off by default: `typ: at+jwt`
+    /// is what keeps another kind of JWT from the same issuer (an ID token, say) from passing
+    /// for an access token, and a verifier that takes `JWT` gives that protection up.
+    pub fn accept_typ_jwt(mut self) -> Self {
+        self.accept_typ_jwt = true;
         self
     }
 
@@ -199,6 +212,7 @@ impl VerifierBuilder {
             inner: Arc::new(Inner {
                 issuer: self.issuer,
                 audience: self.audience,
+                accept_typ_jwt: self.accept_typ_jwt,
                 algorithms: self.algorithms,
                 leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
                 max_token_bytes: self.max_token_bytes,
@@ -228,7 +242,9 @@ struct HeaderFacts {
     /// `None`: not an algorithm this crate knows (so not allowed).
     alg: Option<Algorithm>,
     /// `typ` is `at+jwt` or `application/at+jwt` (RFC 9068 §2.1).
-    typ_ok: bool,
+    typ_at_jwt: bool,
+    /// `typ` is `JWT` (accepted only by a verifier told to: [`VerifierBuilder::accept_typ_jwt`]).
+    typ_jwt: bool,
     crit: bool,
     kid: Option<Box<str>>,
 }
@@ -278,9 +294,13 @@ impl HeaderFacts {
         let header: Header = serde_json::from_slice(&bytes).map_err(|_| InvalidToken::Malformed)?;
         Ok(Self {
             alg: header.alg.parse().ok(),
-            typ_ok: header.typ.as_deref().is_some_and(|t| {
+            typ_at_jwt: header.typ.as_deref().is_some_and(|t| {
                 t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
             }),
+            typ_jwt: header
+                .typ
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("JWT")),
             crit: header.crit.is_some(),
             kid: header.kid.map(|k| k.into()),
         })
@@ -412,6 +432,7 @@ impl Verifier {
         VerifierBuilder {
             issuer,
             audience,
+            accept_typ_jwt: false,
             keys: KeysFrom::Discovery,
             algorithms: DEFAULT_ALGORITHMS.to_vec(),
             leeway: Duration::from_secs(30),
@@ -512,7 +533,7 @@ impl Verifier {
         if !inner.algorithms.contains(&alg) {
             return Err(InvalidToken::AlgorithmNotAllowed.into());
         }
-        if !header.typ_ok {
+        if !(header.typ_at_jwt || (self.inner.accept_typ_jwt && header.typ_jwt)) {
             return Err(InvalidToken::WrongType.into());
         }
         if header.crit {

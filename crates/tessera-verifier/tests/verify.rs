@@ -767,3 +767,34 @@ async fn any_audience_is_only_for_the_issuer_itself() {
         "no leeway: expired at exp"
     );
 }
+
+/// `typ: JWT` (Tessera's profile for stacks that refuse `at+jwt`) only where a verifier was told
+/// to take it; no `typ`, or another one, still refused.
+#[tokio::test]
+async fn typ_jwt_only_when_accepted() {
+    let k = es256_key("k1");
+    let clock = Arc::new(ManualClock::new(UNIX_EPOCH + Duration::from_secs(T0)));
+    let jwks = json!({"keys": [k.jwk]}).to_string();
+    let strict = Verifier::builder(ISS, AUD)
+        .static_jwks(&jwks)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let lenient = Verifier::builder(ISS, AUD)
+        .static_jwks(&jwks)
+        .clock(clock)
+        .accept_typ_jwt()
+        .build()
+        .unwrap();
+    let jwt = sign_with(&k, "JWT", &claims(T0));
+    // Twice each, so the second goes through the thread's remembered header.
+    for _ in 0..2 {
+        assert_eq!(invalid(strict.verify(&jwt).await), InvalidToken::WrongType);
+        lenient.verify(&jwt).await.unwrap();
+    }
+    lenient.verify(&sign(&k, &claims(T0))).await.unwrap();
+    assert_eq!(
+        invalid(lenient.verify(&sign_with(&k, "id+jwt", &claims(T0))).await),
+        InvalidToken::WrongType
+    );
+}

@@ -12,7 +12,7 @@ use std::str::FromStr;
 pub use jwk::{jwk_thumbprint, Jwk};
 pub use master::{MasterKey, MasterKeyError};
 pub use ring::{active_key, KeyRing, KeyRingError, KeyState, StoredKey};
-pub use signer::{SignError, Signer};
+pub use signer::{SignError, Signer, TokenTyp};
 
 /// The signing algorithms Tessera issues tokens with (all asymmetric: a verifier only ever holds
 /// public keys).

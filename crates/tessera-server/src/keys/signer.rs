@@ -40,14 +40,38 @@ enum KeyPair {
     Ed(signature::Ed25519KeyPair),
 }
 
+/// The JOSE `typ` an access token carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenTyp {
+    /// `at+jwt`, RFC 9068 §2.1 (the default): a resource server that checks it can never take
+    /// another kind of JWT for an access token.
+    #[default]
+    AtJwt,
+    /// `JWT`, for resource servers whose defaults refuse `at+jwt` (Spring Security's).
+    Jwt,
+}
+
+impl TokenTyp {
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AtJwt => "at+jwt",
+            Self::Jwt => "JWT",
+        }
+    }
+}
+
 /// A parsed private key that signs JWTs. Parsing a key is far costlier than signing with it, so
 /// a `Signer` is built once when keys load and shared by every request.
 pub struct Signer {
     kid: Kid,
     alg: Alg,
     key: KeyPair,
-    /// base64url of the protected header, precomputed: it is the same for every token.
-    header_b64: String,
+    /// base64url of the protected header with `typ: at+jwt`, precomputed: it is the same for
+    /// every token.
+    header_at_jwt: String,
+    /// The same with `typ: JWT`.
+    header_jwt: String,
     rng: SystemRandom,
 }
 
@@ -101,9 +125,14 @@ impl Signer {
             ),
             Alg::EdDsa => KeyPair::Ed(signature::Ed25519KeyPair::from_pkcs8(pkcs8).map_err(bad)?),
         };
-        let header = serde_json::json!({"alg": alg.as_str(), "typ": "at+jwt", "kid": kid.as_str()});
+        let header = |typ: TokenTyp| {
+            let h =
+                serde_json::json!({"alg": alg.as_str(), "typ": typ.as_str(), "kid": kid.as_str()});
+            URL_SAFE_NO_PAD.encode(h.to_string())
+        };
         Ok(Self {
-            header_b64: URL_SAFE_NO_PAD.encode(header.to_string()),
+            header_at_jwt: header(TokenTyp::AtJwt),
+            header_jwt: header(TokenTyp::Jwt),
             kid,
             alg,
             key,
@@ -158,11 +187,15 @@ impl Signer {
         jwk
     }
 
-    /// Sign `claims` (a JSON object, already serialised) into a compact JWS.
-    pub fn sign(&self, claims_json: &[u8]) -> Result<String, SignError> {
+    /// Sign `claims` (a JSON object, already serialised) into a compact JWS with `typ`.
+    pub fn sign(&self, claims_json: &[u8], typ: TokenTyp) -> Result<String, SignError> {
+        let header = match typ {
+            TokenTyp::AtJwt => &self.header_at_jwt,
+            TokenTyp::Jwt => &self.header_jwt,
+        };
         let payload_len = base64::encoded_len(claims_json.len(), false).unwrap_or(0);
-        let mut out = String::with_capacity(self.header_b64.len() + payload_len + 400);
-        out.push_str(&self.header_b64);
+        let mut out = String::with_capacity(header.len() + payload_len + 400);
+        out.push_str(header);
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(claims_json, &mut out);
         let fail = |_| SignError::Sign;
@@ -202,14 +235,17 @@ mod tests {
             let g = generate(alg).unwrap();
             let s = Signer::from_pkcs8(alg, g.kid.clone(), &g.pkcs8).unwrap();
             assert_eq!(s.public_jwk(), g.public_jwk);
-            let jws = s.sign(br#"{"sub":"x"}"#).unwrap();
-            let parts: Vec<&str> = jws.split('.').collect();
-            assert_eq!(parts.len(), 3);
-            let header: serde_json::Value =
-                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
-            assert_eq!(header["typ"], "at+jwt");
-            assert_eq!(header["kid"], g.kid.as_str());
-            assert_eq!(header["alg"], alg.as_str());
+            for typ in [TokenTyp::AtJwt, TokenTyp::Jwt] {
+                let jws = s.sign(br#"{"sub":"x"}"#, typ).unwrap();
+                let parts: Vec<&str> = jws.split('.').collect();
+                assert_eq!(parts.len(), 3);
+                let header: serde_json::Value =
+                    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+                assert_eq!(header["typ"], typ.as_str());
+                assert_eq!(header["kid"], g.kid.as_str());
+                assert_eq!(header["alg"], alg.as_str());
+                assert_eq!(header.as_object().unwrap().len(), 3, "nothing else changes");
+            }
         }
     }
 }
