@@ -17,6 +17,7 @@ mod client;
 mod compose;
 mod front_door;
 mod harness;
+mod interop;
 mod lifecycle;
 mod logs;
 mod negative;
