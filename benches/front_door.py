@@ -6,6 +6,7 @@
     benches/front_door.py BIN flood    # the same while 1,000 req/s of random unknown ids arrive
     benches/front_door.py BIN drip     # 20 connections dripping a body 1 byte / 2 ms: RSS, closes
     benches/front_door.py BIN conns    # 20,000 held connections from 127.0.0.2 vs a client at 127.0.0.1
+    benches/front_door.py BIN wrongmem # server RSS during and after 10 s of wrong secrets (64 at once)
 
 BIN is a release build of `tessera`. Only loopback addresses are contacted. Python 3 stdlib only
 (wrk for the `conns` rate).
@@ -252,4 +253,41 @@ def conns():
         p.kill()
 
 
-{"timing": timing, "fresh": lambda: fresh(False), "flood": lambda: fresh(True), "drip": drip, "conns": conns}[WHAT]()
+def wrongmem():
+    cid, _ = create("victim")
+    p, host, port = start()
+    try:
+        time.sleep(0.5)
+        before = rss_mib(p.pid)
+        peak = [before]
+        stop = threading.Event()
+        counts = {}
+        lock = threading.Lock()
+        def run():
+            auth = base64.b64encode(f"{cid}:tss_wrong".encode()).decode()
+            c = http.client.HTTPConnection(host, port, timeout=30)
+            while not stop.is_set():
+                try:
+                    c.request("POST", "/oauth/token", "grant_type=client_credentials",
+                              {"Authorization": "Basic " + auth, "Content-Type": "application/x-www-form-urlencoded"})
+                    r = c.getresponse(); r.read()
+                    with lock:
+                        counts[r.status] = counts.get(r.status, 0) + 1
+                except Exception:
+                    c.close(); c = http.client.HTTPConnection(host, port, timeout=30)
+        ts = [threading.Thread(target=run, daemon=True) for _ in range(64)]
+        for t in ts: t.start()
+        end = time.time() + 10
+        while time.time() < end:
+            peak[0] = max(peak[0], rss_mib(p.pid))
+            time.sleep(0.2)
+        stop.set()
+        for t in ts: t.join(timeout=35)
+        time.sleep(2)
+        after = rss_mib(p.pid)
+        print(f"RSS before {before:.1f} MiB, peak during {peak[0]:.1f} MiB, 2 s after {after:.1f} MiB; answers {counts}")
+    finally:
+        p.kill()
+
+
+{"wrongmem": wrongmem, "timing": timing, "fresh": lambda: fresh(False), "flood": lambda: fresh(True), "drip": drip, "conns": conns}[WHAT]()

@@ -43,8 +43,51 @@ impl SecretHash {
         &self.0
     }
 
-    /// Verify a secret against this hash. argon2's comparison of the derived key is
-    /// constant-time; the cost (~34 ms here) is why callers go through [`CredentialVerifier`].
+    /// Verify a secret against this hash, deriving the key in `memory` (argon2id's working
+    /// memory, grown to the hash's `m` once and then reused), so a stream of checks allocates
+    /// nothing and holds no more than one working memory per caller. The derived key is compared
+    /// in constant time. A hash that is not argon2id, or does not parse, never matches.
+    pub fn verify_in(&self, secret: &ClientSecret, memory: &mut Vec<argon2::Block>) -> bool {
+        let Ok(parsed) = PasswordHash::new(&self.0) else {
+            return false;
+        };
+        if parsed.algorithm.as_str() != "argon2id" {
+            return false;
+        }
+        let (Ok(params), Some(salt), Some(expected)) =
+            (argon2::Params::try_from(&parsed), parsed.salt, parsed.hash)
+        else {
+            return false;
+        };
+        let argon = Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            params.clone(),
+        );
+        let blocks = params.block_count();
+        if memory.len() < blocks {
+            memory.resize(blocks, argon2::Block::default());
+        }
+        let mut out = [0u8; 64];
+        let Some(out) = out.get_mut(..expected.as_bytes().len()) else {
+            return false;
+        };
+        if argon
+            .hash_password_into_with_memory(
+                secret.expose().as_bytes(),
+                salt.as_ref(),
+                &mut *out,
+                &mut memory[..blocks],
+            )
+            .is_err()
+        {
+            return false;
+        }
+        aws_lc_rs::constant_time::verify_slices_are_equal(out, expected.as_bytes()).is_ok()
+    }
+
+    /// Verify a secret against this hash (allocating argon2id's working memory for this one
+    /// check). The cost (~20 ms here) is why callers go through [`CredentialVerifier`].
     pub fn verify(&self, secret: &ClientSecret) -> bool {
         match PasswordHash::new(&self.0) {
             Ok(parsed) => Argon2::default()
@@ -73,6 +116,21 @@ mod tests {
         assert!(h.as_str().starts_with("$argon2id$"));
         assert!(h.verify(&s));
         assert!(!h.verify(&ClientSecret::new("wrong")));
+        // The pooled-memory check agrees, and reuses its memory.
+        let mut memory = Vec::new();
+        assert!(h.verify_in(&s, &mut memory));
+        let size = memory.len();
+        assert!(
+            size >= 19 * 1024,
+            "grown to the hash's m (19 MiB of 1 KiB blocks)"
+        );
+        assert!(!h.verify_in(&ClientSecret::new("wrong"), &mut memory));
+        assert_eq!(memory.len(), size, "no growth on the next check");
+        assert!(
+            !SecretHash::from_stored("$argon2i$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into())
+                .verify_in(&s, &mut memory)
+        );
+        assert!(!SecretHash::from_stored("garbage".into()).verify_in(&s, &mut memory));
         assert!(!format!("{s:?}{h:?}").contains(s.expose()));
     }
 }

@@ -77,6 +77,8 @@ pub struct CredentialVerifier {
     /// nothing to check against waits as long as one of them, drawn at random, so its timing
     /// follows the real distribution, not just its average.
     durations: Arc<Durations>,
+    /// The threads argon2id runs on, each with its working memory.
+    workers: Workers,
 }
 
 #[derive(Clone)]
@@ -102,6 +104,7 @@ impl CredentialVerifier {
             argon2_runs: AtomicU64::new(0),
             simulated: AtomicU64::new(0),
             durations: Arc::new(Durations::new(first)),
+            workers: Workers::new(limits.max_concurrent.max(1)),
         }
     }
 
@@ -210,23 +213,93 @@ impl CredentialVerifier {
         let runs = candidates.len() as u64;
         self.argon2_runs.fetch_add(runs, Ordering::Relaxed);
         let durations = self.durations.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            // Check every candidate, not just up to the first match, so the time taken does not
-            // reveal which of a rotating pair matched.
-            let mut found = None;
-            for (id, hash) in candidates {
-                let started = std::time::Instant::now();
-                if hash.verify(&secret) && found.is_none() {
-                    found = Some(id);
+        let result = self
+            .workers
+            .run(move |memory| {
+                let _permit = permit;
+                // Check every candidate, not just up to the first match, so the time taken does not
+                // reveal which of a rotating pair matched.
+                let mut found = None;
+                for (id, hash) in candidates {
+                    let started = std::time::Instant::now();
+                    if hash.verify_in(&secret, memory) && found.is_none() {
+                        found = Some(id);
+                    }
+                    durations
+                        .record(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
                 }
-                durations.record(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
-            }
-            found
-        })
-        .await
-        .map_err(|_| VerifyError::Busy)?;
+                found
+            })
+            .await
+            .ok_or(VerifyError::Busy)?;
         Ok(result)
+    }
+}
+
+/// A check to run on a worker, with that worker's argon2id memory.
+type Job = Box<dyn FnOnce(&mut Vec<argon2::Block>) + Send>;
+
+/// The argon2id workers: as many threads as checks may run at once, each owning one working
+/// memory (19 MiB at the default parameters) that it reuses for every check. So argon2id's
+/// memory is bounded by the number of workers and allocated once, however many checks a flood
+/// asks for, instead of 19 MiB per check on whichever blocking thread runs it (kept by the
+/// allocator afterwards). The threads end when the verifier is dropped.
+struct Workers {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+    /// Workers that started (0 only if the OS refused every thread).
+    started: usize,
+}
+
+impl Workers {
+    fn new(n: usize) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let mut started = 0;
+        for i in 0..n {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("tessera-argon2-{i}"))
+                .spawn(move || {
+                    let mut memory = Vec::new();
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(guard) => guard.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(&mut memory),
+                            Err(_) => return, // the verifier is gone
+                        }
+                    }
+                });
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => tracing::error!(error = %e, "cannot start an argon2id worker thread"),
+            }
+        }
+        Self {
+            jobs: std::sync::Mutex::new(tx),
+            started,
+        }
+    }
+
+    /// Run `f` on a worker with its memory; `None` if no worker can take it.
+    async fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Vec<argon2::Block>) -> R + Send + 'static,
+    ) -> Option<R> {
+        if self.started == 0 {
+            // No worker thread could start: one check on the blocking pool, with its own memory.
+            return tokio::task::spawn_blocking(move || f(&mut Vec::new()))
+                .await
+                .ok();
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            let _ = tx.send(f(memory));
+        });
+        self.jobs.lock().ok()?.send(job).ok()?;
+        rx.await.ok()
     }
 }
 
