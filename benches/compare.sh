@@ -17,17 +17,8 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-start() { # NAME CMD… → ADDR, PID
-    local name=$1; shift
-    "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    PID=$!; PIDS+=("$PID")
-    for _ in $(seq 1 200); do
-        ADDR=$(grep -oE 'listening on http://[0-9.:]+' "$WORK/$name.out" | head -n1 | sed 's#listening on http://##' || true)
-        [ -n "$ADDR" ] && return 0
-        sleep 0.05
-    done
-    echo "$name did not start" >&2; cat "$WORK/$name.err" >&2; exit 1
-}
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
 
 rps() { # URL AUTH BODY → req/s; a run with any error (a refusal counts) stops the comparison
     local line
@@ -38,7 +29,7 @@ rps() { # URL AUTH BODY → req/s; a run with any error (a refusal counts) stops
 
 server() { # NAME BIN → SADDR, SAUTH
     local dir="$WORK/data-$1"
-    start "$1" "$2" --data-dir "$dir" serve --listen 127.0.0.1:0 --signing-alg ES256
+    start_server "$1" "$2" --data-dir "$dir" serve --listen 127.0.0.1:0 --signing-alg ES256
     SADDR=$ADDR
     local json id secret
     json=$("$2" --data-dir "$dir" client create --name bench --scope s2s:internal --audience https://api.bench --output json)
@@ -48,7 +39,7 @@ server() { # NAME BIN → SADDR, SAUTH
     curl -sf -H "Authorization: $SAUTH" -d "grant_type=client_credentials" "http://$SADDR/oauth/token" >/dev/null
 }
 
-start ceiling "$CEIL" 127.0.0.1:0; CEIL_ADDR=$ADDR
+start_server ceiling "$CEIL" 127.0.0.1:0; CEIL_ADDR=$ADDR
 server before "$BEFORE"; B_ADDR=$SADDR; B_AUTH=$SAUTH
 server after "$AFTER"; A_ADDR=$SADDR; A_AUTH=$SAUTH
 BODY="grant_type=client_credentials&scope=s2s%3Ainternal"

@@ -25,19 +25,8 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-# start_server NAME ARGS… → sets ADDR and PID
-start_server() {
-    local name=$1; shift
-    "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    PID=$!
-    PIDS+=("$PID")
-    for _ in $(seq 1 200); do
-        ADDR=$(grep -oE 'listening on http://[0-9.:]+' "$WORK/$name.out" | head -n1 | sed 's#listening on http://##' || true)
-        [ -n "$ADDR" ] && return 0
-        sleep 0.05
-    done
-    echo "$name did not start" >&2; cat "$WORK/$name.err" >&2; exit 1
-}
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
 
 peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 

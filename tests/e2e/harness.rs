@@ -448,7 +448,7 @@ impl TestEnv {
             .unwrap_or_else(|e| {
                 panic!(
                     "PostgreSQL at {} is unreachable: {e} (CI: .ci/run starts it)",
-                    crate::harness::redact(&base)
+                    tessera_server::store::redact_url(&base)
                 )
             });
         let name = format!("tessera_t_{}", std::process::id()) + &format!("_{:x}", rand_u64());
@@ -528,17 +528,6 @@ fn rand_u64() -> u64 {
     let mut b = [0u8; 8];
     aws_lc_rs::rand::fill(&mut b).unwrap();
     u64::from_le_bytes(b)
-}
-
-/// A URL without its password, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
-            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-            None => url.to_owned(),
-        },
-        _ => url.to_owned(),
-    }
 }
 
 /// A test's future (run on a runtime of its own, as `#[tokio::test]` does).

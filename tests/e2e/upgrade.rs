@@ -21,6 +21,24 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The entry of `listed` whose `key.0` equals `key.1` exists and has each of `fields` as the
+/// fixture recorded it in `want`.
+fn assert_listed_as_recorded(
+    listed: &[Value],
+    key: (&str, &Value),
+    want: &Value,
+    fields: &[&str],
+    what: &str,
+) {
+    let got = listed
+        .iter()
+        .find(|e| e[key.0] == *key.1)
+        .unwrap_or_else(|| panic!("{what} missing from the list: {listed:?}"));
+    for field in fields {
+        assert_eq!(got[*field], want[*field], "{what}: {field}");
+    }
+}
+
 /// Copy a fixture file into a data directory, readable by its owner only (the fixture itself is
 /// never opened in place: SQLite would write its WAL next to it).
 fn install(from: &Path, to: &Path) {
@@ -159,20 +177,20 @@ async fn previous_data_keeps_working(env: &TestEnv, expected: &Value) {
     assert_eq!(listed.len(), 5, "exactly the fixture's clients: {listed:?}");
     for name in ["plain", "rich", "rotated", "revoked", "disabled"] {
         let want = &expected["clients"][name];
-        let got = listed
-            .iter()
-            .find(|c| c["client_id"] == want["id"])
-            .unwrap_or_else(|| panic!("fixture client {name} missing from client list"));
-        for field in [
-            "name",
-            "enabled",
-            "scopes",
-            "audiences",
-            "token_ttl",
-            "expires_at",
-        ] {
-            assert_eq!(got[field], want[field], "client {name}: {field}");
-        }
+        assert_listed_as_recorded(
+            listed,
+            ("client_id", &want["id"]),
+            want,
+            &[
+                "name",
+                "enabled",
+                "scopes",
+                "audiences",
+                "token_ttl",
+                "expires_at",
+            ],
+            &format!("client {name}"),
+        );
     }
     let show = |name: &str| {
         let id = str_of(&expected["clients"][name]["id"]);
@@ -290,20 +308,20 @@ async fn previous_data_keeps_working(env: &TestEnv, expected: &Value) {
     assert_eq!(listed.len(), 3, "no key added or lost: {listed:?}");
     for state in ["retired", "active", "pending"] {
         let want = &keys[state];
-        let got = listed
-            .iter()
-            .find(|k| k["kid"] == want["kid"])
-            .unwrap_or_else(|| panic!("{state} key missing from keys list: {listed:?}"));
-        for field in [
-            "alg",
-            "state",
-            "created_at",
-            "activates_at",
-            "retires_at",
-            "private_key_state",
-        ] {
-            assert_eq!(got[field], want[field], "{state} key: {field}");
-        }
+        assert_listed_as_recorded(
+            listed,
+            ("kid", &want["kid"]),
+            want,
+            &[
+                "alg",
+                "state",
+                "created_at",
+                "activates_at",
+                "retires_at",
+                "private_key_state",
+            ],
+            &format!("{state} key"),
+        );
     }
     let jwks: Value = get_json(&server, "/jwks.json").await;
     let published = jwks["keys"].as_array().unwrap();
