@@ -34,6 +34,15 @@ pub struct Metadata {
     /// Client authentication methods at the token endpoint.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// Algorithms for `private_key_jwt` at the token endpoint (RFC 8414 §2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// Algorithms for `private_key_jwt` at the revocation endpoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// Algorithms for `private_key_jwt` at the introspection endpoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub introspection_endpoint_auth_signing_alg_values_supported: Vec<String>,
     /// Response types: none, for a server without an authorization endpoint (serialised as
     /// `[]`, since RFC 8414 makes the member required).
     #[serde(default)]
@@ -108,6 +117,15 @@ impl Metadata {
             ),
             grant_types_supported: strings("grant_types_supported"),
             token_endpoint_auth_methods_supported: strings("token_endpoint_auth_methods_supported"),
+            token_endpoint_auth_signing_alg_values_supported: strings(
+                "token_endpoint_auth_signing_alg_values_supported",
+            ),
+            revocation_endpoint_auth_signing_alg_values_supported: strings(
+                "revocation_endpoint_auth_signing_alg_values_supported",
+            ),
+            introspection_endpoint_auth_signing_alg_values_supported: strings(
+                "introspection_endpoint_auth_signing_alg_values_supported",
+            ),
             response_types_supported: strings("response_types_supported"),
             scopes_supported: strings("scopes_supported"),
             access_token_signing_alg_values_supported: strings(

@@ -118,9 +118,15 @@ impl KeySet {
         }
     }
 
-    pub fn from_jwks(set: &JwkSet) -> Self {
+    /// The usable keys of `set`. `key_use`: `None` takes keys marked `"use": "sig"` or not
+    /// marked; `Some(u)` takes only keys marked `"use": u` (SPIFFE bundles mark JWT-SVID keys
+    /// `jwt-svid`).
+    pub fn from_jwks(set: &JwkSet, key_use: Option<&str>) -> Self {
         let mut out = Self::empty();
         for jwk in &set.keys {
+            if !use_fits(jwk, key_use) {
+                continue;
+            }
             let Some(entry) = entry(jwk) else { continue };
             match &jwk.common.key_id {
                 Some(kid) => {
@@ -133,16 +139,19 @@ impl KeySet {
     }
 }
 
+/// Whether `jwk`'s `use` is the one wanted (see [`KeySet::from_jwks`]).
+fn use_fits(jwk: &Jwk, key_use: Option<&str>) -> bool {
+    use jsonwebtoken::jwk::PublicKeyUse;
+    match (&jwk.common.public_key_use, key_use) {
+        (None | Some(PublicKeyUse::Signature), None) => true,
+        (Some(PublicKeyUse::Other(u)), Some(want)) => u == want,
+        (Some(PublicKeyUse::Signature), Some(want)) => want == "sig",
+        _ => false,
+    }
+}
+
 /// Turn a JWK into a verification key, or skip it (symmetric, private-use, unknown types).
 fn entry(jwk: &Jwk) -> Option<KeyEntry> {
-    if jwk
-        .common
-        .public_key_use
-        .as_ref()
-        .is_some_and(|u| !matches!(u, jsonwebtoken::jwk::PublicKeyUse::Signature))
-    {
-        return None;
-    }
     let by_type: Vec<Algorithm> = match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => vec![
             Algorithm::RS256,
@@ -250,6 +259,8 @@ enum Why {
 pub(crate) struct JwksCache {
     source: Source,
     policy: CachePolicy,
+    /// Which keys of a fetched set to use (see [`KeySet::from_jwks`]).
+    key_use: Option<String>,
     clock: Arc<dyn Clock>,
     set: RwLock<Arc<KeySet>>,
     inflight: Mutex<Option<watch::Receiver<FetchOutcome>>>,
@@ -270,11 +281,13 @@ impl JwksCache {
         source: Source,
         initial: KeySet,
         policy: CachePolicy,
+        key_use: Option<String>,
         clock: Arc<dyn Clock>,
     ) -> Arc<Self> {
         Arc::new(Self {
             source,
             policy,
+            key_use,
             clock,
             set: RwLock::new(Arc::new(initial)),
             inflight: Mutex::new(None),
@@ -285,6 +298,11 @@ impl JwksCache {
 
     pub fn fetch_count(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// The `kid`s of the keys at hand.
+    pub fn current_kids(&self) -> Vec<String> {
+        self.current().kids()
     }
 
     fn current(&self) -> Arc<KeySet> {
@@ -463,7 +481,7 @@ impl JwksCache {
             url: url.clone(),
             reason: format!("not a JWKS: {e}"),
         })?;
-        let mut set = KeySet::from_jwks(&jwks);
+        let mut set = KeySet::from_jwks(&jwks, self.key_use.as_deref());
         let now = self.clock.now();
         let ttl = resp
             .max_age
@@ -475,6 +493,27 @@ impl JwksCache {
             *g = Arc::new(set);
         }
         Ok(())
+    }
+}
+
+impl KeySet {
+    /// Every key, named or not, that may verify `alg`, at most `limit` of them (for a JWS with
+    /// no `kid`, tried one by one).
+    pub fn candidates(&self, alg: Algorithm, limit: usize) -> Vec<Arc<KeyEntry>> {
+        self.keys
+            .values()
+            .chain(self.unnamed.iter())
+            .filter(|k| k.for_alg(alg).is_some())
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// The key ids in the set.
+    pub fn kids(&self) -> Vec<String> {
+        let mut kids: Vec<String> = self.keys.keys().cloned().collect();
+        kids.sort();
+        kids
     }
 }
 

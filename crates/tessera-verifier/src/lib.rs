@@ -35,6 +35,7 @@ mod cache;
 mod clock;
 mod error;
 mod fetch;
+pub mod keys;
 mod token;
 mod verifier;
 

@@ -180,7 +180,7 @@ impl VerifierBuilder {
             KeysFrom::Static(json) => {
                 let jwks: JwkSet = serde_json::from_slice(&json)
                     .map_err(|e| ConfigError::Jwks(format!("not a JWKS: {e}")))?;
-                let mut set = KeySet::from_jwks(&jwks);
+                let mut set = KeySet::from_jwks(&jwks, None);
                 if set.keys.is_empty() && set.unnamed.is_empty() {
                     return Err(ConfigError::Jwks("no usable public signing key".into()));
                 }
@@ -207,7 +207,7 @@ impl VerifierBuilder {
                 )
             }
         };
-        let cache = JwksCache::new(source, initial, self.policy, self.clock.clone());
+        let cache = JwksCache::new(source, initial, self.policy, None, self.clock.clone());
         Ok(Verifier {
             inner: Arc::new(Inner {
                 issuer: self.issuer,
