@@ -1,6 +1,6 @@
 //! Text and JSON output of the CLI commands.
 
-use tessera_server::admin::{ClientView, KeyView};
+use tessera_server::admin::{ClientView, KeyView, TrustView};
 use tessera_server::audit::AuditEvent;
 
 use crate::cli::Output;
@@ -28,6 +28,20 @@ pub(crate) fn print_client(v: &ClientView) {
         }
     );
     println!("token_ttl:     {}s", v.token_ttl);
+    println!("auth_method:   {}", v.token_endpoint_auth_method);
+    if let Some(uri) = &v.jwks_uri {
+        println!("jwks_uri:      {uri}");
+    }
+    if v.jwks.is_some() {
+        println!(
+            "key_ids:       {}",
+            if v.key_ids.is_empty() {
+                "(keys without kid)".to_owned()
+            } else {
+                v.key_ids.join(" ")
+            }
+        );
+    }
     for s in &v.secrets {
         let state = match (s.revoked_at, s.expires_at) {
             (Some(_), _) => "revoked".to_string(),
@@ -79,4 +93,28 @@ pub(crate) fn print_audit(events: &[AuditEvent]) {
             e.detail
         );
     }
+}
+
+/// `trust show`.
+pub(crate) fn print_trust(t: &TrustView) {
+    println!("trust:         {} ({})", t.name, t.id);
+    if let Some(iss) = &t.issuer {
+        println!("issuer:        {iss}");
+    }
+    if let Some(d) = &t.spiffe_trust_domain {
+        println!("trust_domain:  {d}");
+    }
+    println!("audience:      {}", t.audience);
+    println!("subject:       {}", t.subject);
+    for (k, v) in &t.claims {
+        println!("claim:         {k}={}", v.as_str().unwrap_or_default());
+    }
+    match &t.jwks_uri {
+        Some(u) => println!("keys:          {u}"),
+        None => println!("keys:          {}", t.keys_from),
+    }
+    if let Some(age) = t.max_token_age {
+        println!("max_token_age: {age}s");
+    }
+    println!("client_id:     {}", t.client_id);
 }

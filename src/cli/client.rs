@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
-use clap::Subcommand;
-use tessera_server::admin::{Admin, CreateClient, UpdateClient};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Subcommand, ValueEnum};
+use tessera_server::admin::{Admin, CreateClient, KeysInput, UpdateClient};
 use tessera_server::audit::Actor;
 
 use super::{parse_time, Output};
@@ -11,7 +14,8 @@ use crate::print::{emit, print_client};
 
 #[derive(Subcommand)]
 pub(crate) enum ClientCommand {
-    /// Register a client; prints its id and secret (the secret is shown only this once).
+    /// Register a client; prints its id and secret (the secret is shown only this once). With
+    /// `--auth private_key_jwt` the client holds a private key instead and no secret is made.
     Create {
         /// Human-readable name.
         #[arg(long)]
@@ -28,6 +32,12 @@ pub(crate) enum ClientCommand {
         /// The client stops working at this time (RFC 3339 or unix seconds).
         #[arg(long, value_parser = parse_time)]
         expires_at: Option<i64>,
+        /// How the client authenticates: a secret (Basic or in the body), or a JWT signed with
+        /// its private key (RFC 7523), whose public keys come from --jwks-file or --jwks-uri.
+        #[arg(long, value_enum, default_value_t)]
+        auth: AuthArg,
+        #[command(flatten)]
+        keys: KeysArgs,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -81,6 +91,13 @@ pub(crate) enum ClientCommand {
         /// Remove the client's expiry.
         #[arg(long)]
         no_expiry: bool,
+        /// Switch the method: `private_key_jwt` (with --jwks-file or --jwks-uri; its secrets are
+        /// revoked) or `client_secret` (then give it a secret with `rotate-secret`). New keys
+        /// alone (--jwks-file/--jwks-uri) replace a private_key_jwt client's keys.
+        #[arg(long, value_enum)]
+        auth: Option<AuthArg>,
+        #[command(flatten)]
+        keys: KeysArgs,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -104,6 +121,46 @@ pub(crate) enum ClientCommand {
     },
 }
 
+/// How a client authenticates.
+#[derive(Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
+pub(crate) enum AuthArg {
+    /// A shared secret (`client_secret_basic` or `client_secret_post`).
+    #[default]
+    #[value(
+        name = "client_secret",
+        alias = "client_secret_basic",
+        alias = "client_secret_post"
+    )]
+    ClientSecret,
+    /// A JWT signed with the client's private key (RFC 7523 §2.2).
+    #[value(name = "private_key_jwt")]
+    PrivateKeyJwt,
+}
+
+/// Where a `private_key_jwt` client's public keys are.
+#[derive(clap::Args)]
+pub(crate) struct KeysArgs {
+    /// A JWKS file with the client's public keys (at most 10; e.g. from `tessera keypair`).
+    #[arg(long, conflicts_with = "jwks_uri")]
+    jwks_file: Option<PathBuf>,
+    /// A URL serving the client's JWKS (https://, or http:// on loopback), fetched and cached.
+    #[arg(long)]
+    jwks_uri: Option<String>,
+}
+
+impl KeysArgs {
+    fn input(self) -> anyhow::Result<Option<KeysInput>> {
+        Ok(match (self.jwks_file, self.jwks_uri) {
+            (Some(path), _) => Some(KeysInput::Jwks(
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            )),
+            (None, Some(uri)) => Some(KeysInput::JwksUri(uri)),
+            (None, None) => None,
+        })
+    }
+}
+
 /// Run a `client` command. Every change is stored with its audit record, in one transaction.
 pub(crate) async fn run(admin: &Admin, cmd: ClientCommand) -> anyhow::Result<()> {
     let by = Actor::os_user();
@@ -114,24 +171,43 @@ pub(crate) async fn run(admin: &Admin, cmd: ClientCommand) -> anyhow::Result<()>
             audiences,
             token_ttl,
             expires_at,
+            auth,
+            keys,
             output,
         } => {
+            let keys = keys.input()?;
+            match (auth, &keys) {
+                (AuthArg::PrivateKeyJwt, None) => {
+                    anyhow::bail!("--auth private_key_jwt needs --jwks-file or --jwks-uri")
+                }
+                (AuthArg::ClientSecret, Some(_)) => {
+                    anyhow::bail!("--jwks-file/--jwks-uri need --auth private_key_jwt")
+                }
+                _ => {}
+            }
             let input = CreateClient {
                 name,
                 scopes,
                 audiences,
                 token_ttl: Some(token_ttl),
                 expires_at,
+                keys,
             };
             let (view, secret) = admin.create_client(&by, input).await?;
             if output == Output::Json {
                 let mut v = serde_json::to_value(&view)?;
-                v["client_secret"] = serde_json::Value::from(secret.expose());
+                if let Some(secret) = &secret {
+                    v["client_secret"] = serde_json::Value::from(secret.expose());
+                }
                 println!("{v}");
             } else {
                 print_client(&view);
-                println!("client_secret: {}", secret.expose());
-                println!("\nStore the secret now: it is shown only once and cannot be recovered.");
+                if let Some(secret) = &secret {
+                    println!("client_secret: {}", secret.expose());
+                    println!(
+                        "\nStore the secret now: it is shown only once and cannot be recovered."
+                    );
+                }
             }
         }
         ClientCommand::List { output } => {
@@ -200,9 +276,17 @@ pub(crate) async fn run(admin: &Admin, cmd: ClientCommand) -> anyhow::Result<()>
             token_ttl,
             expires_at,
             no_expiry,
+            auth,
+            keys,
             output,
         } => {
+            let keys = keys.input()?;
+            if auth == Some(AuthArg::PrivateKeyJwt) && keys.is_none() {
+                anyhow::bail!("--auth private_key_jwt needs --jwks-file or --jwks-uri");
+            }
             let input = UpdateClient {
+                use_secret: auth == Some(AuthArg::ClientSecret),
+                keys,
                 name,
                 scopes: (!scopes.is_empty()).then_some(scopes),
                 audiences: if clear_audiences {

@@ -75,6 +75,14 @@ pub(crate) struct ServeArgs {
     /// Largest request head (request line + headers), in bytes (at least 8192).
     #[arg(long, env = "TESSERA_MAX_HEADER_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(8192..))]
     pub(crate) max_header_bytes: u64,
+    /// Longest lifetime (`exp - iat`) of a `private_key_jwt` client assertion (default 1h:
+    /// Authlib signs assertions valid for an hour).
+    #[arg(long, env = "TESSERA_MAX_ASSERTION_LIFETIME", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub(crate) max_assertion_lifetime: Duration,
+    /// Least time between two fetches of a client's `jwks_uri` or a trusted issuer's keys caused
+    /// by an unknown `kid` or a failed fetch.
+    #[arg(long, env = "TESSERA_EXTERNAL_JWKS_COOLDOWN", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub(crate) external_jwks_cooldown: Duration,
     /// Log format.
     #[arg(long, env = "TESSERA_LOG_FORMAT", default_value = "text")]
     pub(crate) log_format: LogFormat,
@@ -157,6 +165,8 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         max_header_bytes: usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX),
         shutdown_grace: Duration::from_secs(30),
         key_rotation_interval: args.key_rotation_interval.filter(|d| !d.is_zero()),
+        max_assertion_lifetime: args.max_assertion_lifetime,
+        external_jwks_cooldown: args.external_jwks_cooldown,
     };
     let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(config.listen)

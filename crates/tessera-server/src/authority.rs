@@ -13,13 +13,21 @@ use crate::clock::Clock;
 use crate::config::Issuer;
 use crate::keys::{KeyRing, TokenTyp};
 use crate::oauth::access_token::{AccessTokenClaims, IssuedClaims};
-use crate::oauth::client_auth::{self, Authorization, BodyCredentials};
-use crate::oauth::{grant, Audience, AuthMethod, Client, ErrorCode, OAuthError, TokenRequest};
+use crate::oauth::assertion::{self, ClientAssertionRules, Refusal};
+use crate::oauth::client_auth::{
+    self, Authorization, BodyCredentials, ClientAssertion, ClientCredentials, Credentials,
+};
+use crate::oauth::trust::{Trust, TrustIssuer, TrustKeys};
+use crate::oauth::{
+    grant, Audience, AuthMethod, Client, ClientAuth, ClientId, ClientKeys, ErrorCode, OAuthError,
+    TokenRequest,
+};
 use crate::registry::Registry;
 use crate::revocations::Revocations;
 use crate::secrets::{CredentialVerifier, VerifyError};
 use tessera_proto::{Metadata, TokenResponse};
-use tessera_verifier::Verifier;
+use tessera_verifier::keys::{KeyCaches, KeySource, Keys};
+use tessera_verifier::{Algorithm, Verifier};
 
 /// Where a request came from, for audit events: the peer address and the caller's optional
 /// `X-Service-Name` (free text from the client, cut to 64 printable characters by the adapter).
@@ -47,6 +55,21 @@ pub struct Presented<'a> {
     pub client_id: Option<&'a str>,
     /// `client_secret` from the body, if present and non-empty.
     pub client_secret: Option<&'a str>,
+    /// `client_assertion_type` from the body, if present and non-empty.
+    pub client_assertion_type: Option<&'a str>,
+    /// `client_assertion` from the body, if present and non-empty.
+    pub client_assertion: Option<&'a str>,
+}
+
+impl Presented<'_> {
+    /// Whether the request carries any client authentication at all.
+    fn any(&self) -> bool {
+        *self.authorization != Authorization::None
+            || self.client_id.is_some()
+            || self.client_secret.is_some()
+            || self.client_assertion_type.is_some()
+            || self.client_assertion.is_some()
+    }
 }
 
 impl std::fmt::Debug for Presented<'_> {
@@ -85,7 +108,55 @@ pub struct Authority {
     /// The verifier of this server's own tokens (any audience) over the key ring it was built
     /// from; rebuilt when the published keys change.
     own_tokens: Mutex<Option<(Arc<KeyRing>, Verifier)>>,
+    /// Secretless-caller keys and settings.
+    secretless: Secretless,
 }
+
+/// The secretless methods (RFC 7523): their key caches and settings.
+#[derive(Debug)]
+pub struct Secretless {
+    /// Public keys of `private_key_jwt` clients and of trusted external issuers, cached per
+    /// source by `tessera-verifier`'s JWKS cache.
+    pub key_caches: KeyCaches,
+    /// Longest `exp - iat` of a `private_key_jwt` assertion (default 1 h: Authlib signs
+    /// `exp = iat + 3600`).
+    pub max_assertion_lifetime: Duration,
+    /// How long a key check may wait for an issuer or `jwks_uri` before the answer is 503.
+    pub key_fetch_timeout: Duration,
+}
+
+impl Secretless {
+    /// Caches with `cooldown` between fetches caused by unknown `kid`s or failures, assertions
+    /// living at most `max_assertion_lifetime`, key fetches bounded by 5 s.
+    pub fn new(cooldown: Duration, max_assertion_lifetime: Duration) -> Self {
+        Self {
+            key_caches: KeyCaches::new(
+                tessera_verifier::keys::KeyCacheSettings {
+                    cooldown,
+                    ..Default::default()
+                },
+                None,
+            ),
+            max_assertion_lifetime,
+            key_fetch_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Algorithms a `private_key_jwt` assertion may use (`Ed25519`, RFC 9864, is read as EdDSA).
+/// Never `none`, never HS*: [`Algorithm`] cannot name them.
+pub const CLIENT_ASSERTION_ALGS: [Algorithm; 4] = [
+    Algorithm::RS256,
+    Algorithm::PS256,
+    Algorithm::ES256,
+    Algorithm::EdDSA,
+];
+
+/// Algorithms an external identity token may use.
+pub const FEDERATED_ALGS: [Algorithm; 9] = Algorithm::ALL;
+
+/// Why an assertion could not be checked (as opposed to failing a check): answered 503.
+struct CannotCheck(&'static str);
 
 /// Which `typ` a token gets: RFC 9068's `at+jwt` unless the deployment asked for `JWT`, for
 /// every token or for the audiences whose resource servers refuse `at+jwt`.
@@ -126,6 +197,7 @@ impl Authority {
         clock: Clock,
         issuer: Issuer,
         typ: TypPolicy,
+        secretless: Secretless,
     ) -> Result<Self, crate::config::ConfigError> {
         let fallback_audience = Audience::parse(issuer.as_str())
             .ok_or(crate::config::ConfigError::IssuerNotAnAudience)?;
@@ -138,6 +210,7 @@ impl Authority {
             fallback_audience,
             typ,
             own_tokens: Mutex::new(None),
+            secretless,
         })
     }
 
@@ -165,7 +238,15 @@ impl Authority {
             vec![
                 AuthMethod::ClientSecretBasic.as_str().to_owned(),
                 AuthMethod::ClientSecretPost.as_str().to_owned(),
+                AuthMethod::PrivateKeyJwt.as_str().to_owned(),
             ]
+        };
+        // RFC 8414 §2: required when private_key_jwt is listed.
+        let assertion_algs = || {
+            CLIENT_ASSERTION_ALGS
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .collect::<Vec<_>>()
         };
         Metadata {
             issuer: self.issuer.as_str().to_owned(),
@@ -175,7 +256,13 @@ impl Authority {
             introspection_endpoint: endpoint("/oauth/introspect"),
             revocation_endpoint_auth_methods_supported: auth_methods(),
             introspection_endpoint_auth_methods_supported: auth_methods(),
-            grant_types_supported: vec![grant::CLIENT_CREDENTIALS.to_owned()],
+            grant_types_supported: vec![
+                grant::CLIENT_CREDENTIALS.to_owned(),
+                grant::JWT_BEARER.to_owned(),
+            ],
+            token_endpoint_auth_signing_alg_values_supported: assertion_algs(),
+            revocation_endpoint_auth_signing_alg_values_supported: assertion_algs(),
+            introspection_endpoint_auth_signing_alg_values_supported: assertion_algs(),
             token_endpoint_auth_methods_supported: auth_methods(),
             // No authorization endpoint: this server issues tokens to machines only.
             response_types_supported: Vec::new(),
@@ -216,7 +303,25 @@ impl Authority {
     ) -> Result<TokenResponse, OAuthError> {
         // Before any (costly) client authentication.
         req.check_grant_type()?;
-        let client = self.authenticate(creds, origin).await?;
+        let (client, via) = match req.grant_type.as_deref() {
+            Some(grant::JWT_BEARER) => {
+                let (client, trust, iss, sub) = self.federate(creds, req, origin).await?;
+                (client, Some((trust, iss, sub)))
+            }
+            _ => (self.authenticate(creds, origin).await?, None),
+        };
+        if let Some((trust, iss, sub)) = &via {
+            tracing::info!(
+                target: "tessera::audit",
+                event = "assertion_exchanged",
+                client_id = %client.id,
+                trust = %trust,
+                external_iss = %iss,
+                external_sub = %sub,
+                source = origin.source_ip(),
+                "external identity token exchanged"
+            );
+        }
         let now = self.clock.now();
         let grant = grant::decide(&client, req, &self.fallback_audience)?;
         let ring = self.registry.key_ring();
@@ -349,21 +454,280 @@ impl Authority {
         Some(verifier)
     }
 
-    /// Authenticate the client that presented `creds`: exactly one of `client_secret_basic` or
-    /// `client_secret_post`, checked against the registry, paying argon2id at most once per
-    /// credential.
+    /// Authenticate the client that presented `creds`: exactly one of `client_secret_basic`,
+    /// `client_secret_post` (checked against the registry, paying argon2id at most once per
+    /// credential) or `private_key_jwt`.
     pub async fn authenticate(
         &self,
         creds: &Presented<'_>,
         origin: &Origin,
     ) -> Result<Arc<Client>, OAuthError> {
-        let creds = client_auth::extract(
+        let creds = client_auth::extract_any(
             creds.authorization,
             BodyCredentials {
                 client_id: creds.client_id,
                 client_secret: creds.client_secret,
+                client_assertion_type: creds.client_assertion_type,
+                client_assertion: creds.client_assertion,
             },
         )?;
+        match creds {
+            Credentials::Secret(c) => self.authenticate_secret(c, origin).await,
+            Credentials::Assertion(a) => self.authenticate_assertion(a, origin).await,
+        }
+    }
+
+    /// `private_key_jwt` (RFC 7523 §2.2, §3): the assertion names its client in `sub`; its
+    /// signature is checked with that client's registered keys, then its claims, then its
+    /// `jti` is recorded in the shared store (a replay on any replica is refused).
+    async fn authenticate_assertion(
+        &self,
+        a: ClientAssertion,
+        origin: &Origin,
+    ) -> Result<Arc<Client>, OAuthError> {
+        let claimed = assertion::peek_claims(&a.jwt)
+            .and_then(|c| assertion::string(&c, "sub").and_then(ClientId::parse));
+        let refuse = |reason: Refusal, id: Option<&ClientId>| {
+            tracing::info!(
+                target: "tessera::audit",
+                event = "client_auth_failed",
+                client_id = %id.map(ClientId::as_str).unwrap_or_default(),
+                method = AuthMethod::PrivateKeyJwt.as_str(),
+                reason = reason.as_str(),
+                source = origin.source_ip(),
+                service = origin.service.as_deref().unwrap_or_default(),
+                "client authentication failed"
+            );
+            OAuthError::invalid_client()
+        };
+        let Some(id) = claimed else {
+            return Err(refuse(Refusal::Malformed, None));
+        };
+        // openid-client also sends client_id: it must name the same client.
+        if a.client_id.as_deref().is_some_and(|c| c != id.as_str()) {
+            return Err(refuse(Refusal::IssuerOrSubject, Some(&id)));
+        }
+        let unavailable = || {
+            OAuthError::unavailable(
+                "the client registry cannot reach its database; retry shortly",
+                2,
+            )
+        };
+        if self.registry.is_stale() {
+            return Err(unavailable());
+        }
+        let now = self.clock.now();
+        let client = self
+            .registry
+            .find_client(&id)
+            .await
+            .map_err(|_| unavailable())?;
+        let (client, keys) = match client {
+            Some(c) if c.is_active(now) => match &c.auth {
+                ClientAuth::PrivateKeyJwt(keys) => {
+                    let keys = keys.clone();
+                    (c, keys)
+                }
+                ClientAuth::Secret => return Err(refuse(Refusal::Client, Some(&id))),
+            },
+            _ => return Err(refuse(Refusal::Client, Some(&id))),
+        };
+        let source = match keys {
+            ClientKeys::Jwks(json) => KeySource::Static(json),
+            ClientKeys::JwksUri(url) => KeySource::JwksUrl(url),
+        };
+        let payload = match self
+            .verify_signature(&source, None, &a.jwt, &CLIENT_ASSERTION_ALGS)
+            .await
+        {
+            Ok(Some(p)) => p,
+            Ok(None) => return Err(refuse(Refusal::Signature, Some(&id))),
+            Err(CannotCheck(why)) => {
+                tracing::warn!(client_id = %id, why, "cannot check a client assertion");
+                return Err(OAuthError::unavailable(
+                    "the client's keys cannot be fetched; retry shortly",
+                    5,
+                ));
+            }
+        };
+        let Some(claims) = parse_object(&payload) else {
+            return Err(refuse(Refusal::Malformed, Some(&id)));
+        };
+        let token_endpoint = self.issuer.endpoint("/oauth/token");
+        let rules = ClientAssertionRules {
+            client_id: id.as_str(),
+            audiences: [self.issuer.as_str(), &token_endpoint],
+            max_lifetime: i64::try_from(self.secretless.max_assertion_lifetime.as_secs())
+                .unwrap_or(i64::MAX),
+            now,
+        };
+        let accepted =
+            assertion::check_client_assertion(&claims, &rules).map_err(|r| refuse(r, Some(&id)))?;
+        // Recorded before it is accepted: an assertion whose jti could not be recorded is
+        // never accepted, so a replay cannot slip through a database hiccup.
+        match self
+            .registry
+            .record_assertion_jti(&id, &accepted.jti, accepted.remember_until)
+            .await
+        {
+            Ok(true) => Ok(client),
+            Ok(false) => Err(refuse(Refusal::Replayed, Some(&id))),
+            Err(_) => Err(OAuthError::unavailable(
+                "cannot record the client assertion; retry shortly",
+                2,
+            )),
+        }
+    }
+
+    /// Check a JWS signature with the keys of `source`: `Ok(Some(payload))` when it verifies,
+    /// `Ok(None)` when it does not (bad signature, unknown key, algorithm not allowed),
+    /// `Err` when the keys cannot be had within the fetch timeout.
+    async fn verify_signature(
+        &self,
+        source: &KeySource,
+        key_use: Option<&str>,
+        jws: &str,
+        algs: &[Algorithm],
+    ) -> Result<Option<String>, CannotCheck> {
+        let keys: Keys = match self.secretless.key_caches.get_with(source, key_use) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(error = %e, "a registered key set is unusable");
+                return Ok(None);
+            }
+        };
+        let check = keys.verify(jws, algs, assertion::MAX_ASSERTION_BYTES);
+        match tokio::time::timeout(self.secretless.key_fetch_timeout, check).await {
+            Ok(Ok(signed)) => Ok(Some(signed.payload)),
+            Ok(Err(tessera_verifier::VerifyError::KeysUnavailable(_))) => {
+                Err(CannotCheck("keys unavailable"))
+            }
+            Ok(Err(_)) => Ok(None),
+            Err(_) => Err(CannotCheck("key fetch timed out")),
+        }
+    }
+
+    /// The JWT-bearer grant (RFC 7523 §2.1): find the trusts for the external token's issuer,
+    /// check its signature with that issuer's keys, and take the first trust whose audience,
+    /// times, subject and claims match. Returns the bound client, the trust's name and the
+    /// token's `iss` and `sub` (for the audit event). Client authentication is optional; when
+    /// presented it must succeed and name the trust's client.
+    async fn federate(
+        &self,
+        creds: &Presented<'_>,
+        req: &TokenRequest,
+        origin: &Origin,
+    ) -> Result<(Arc<Client>, String, String, String), OAuthError> {
+        let authenticated = if creds.any() {
+            Some(self.authenticate(creds, origin).await?)
+        } else {
+            None
+        };
+        let jwt = req.assertion.as_deref().unwrap_or_default();
+        let refuse = |reason: Refusal, iss: &str, trust: Option<&str>| {
+            tracing::info!(
+                target: "tessera::audit",
+                event = "assertion_refused",
+                reason = reason.as_str(),
+                external_iss = iss,
+                trust = trust.unwrap_or_default(),
+                source = origin.source_ip(),
+                "external identity token refused"
+            );
+            OAuthError::new(ErrorCode::InvalidGrant, "the assertion is not accepted")
+        };
+        let Some(peeked) = assertion::peek_claims(jwt) else {
+            return Err(refuse(Refusal::Malformed, "", None));
+        };
+        let iss = assertion::string(&peeked, "iss")
+            .unwrap_or_default()
+            .to_owned();
+        if self.registry.is_stale() {
+            return Err(OAuthError::unavailable(
+                "the client registry cannot reach its database; retry shortly",
+                2,
+            ));
+        }
+        let mut trusts = self.registry.trusts();
+        if !trusts.iter().any(|t| t.covers(&peeked)) && self.registry.reread_trusts().await {
+            trusts = self.registry.trusts();
+        }
+        let candidates: Vec<&Trust> = trusts.iter().filter(|t| t.covers(&peeked)).collect();
+        if candidates.is_empty() {
+            return Err(refuse(Refusal::UntrustedIssuer, &iss, None));
+        }
+        let now = self.clock.now();
+        // Each key source is asked once, whatever the number of trusts sharing it.
+        let mut verified: Vec<(KeySource, Option<String>)> = Vec::new();
+        let mut unavailable = false;
+        let mut last = Refusal::Signature;
+        let mut last_trust = None;
+        for trust in candidates {
+            let (source, key_use) = trust_key_source(trust);
+            let payload = match verified.iter().find(|(s, _)| *s == source) {
+                Some((_, p)) => p.clone(),
+                None => {
+                    let p = match self
+                        .verify_signature(&source, key_use, jwt, &FEDERATED_ALGS)
+                        .await
+                    {
+                        Ok(p) => p,
+                        Err(CannotCheck(why)) => {
+                            tracing::warn!(trust = %trust.name, why, "cannot check an external token");
+                            unavailable = true;
+                            None
+                        }
+                    };
+                    verified.push((source, p.clone()));
+                    p
+                }
+            };
+            let Some(claims) = payload.as_deref().and_then(parse_object) else {
+                continue;
+            };
+            last_trust = Some(trust.name.clone());
+            if let Err(r) = trust.check(&claims, now) {
+                last = r;
+                continue;
+            }
+            let client = self
+                .registry
+                .find_client(&trust.client_id)
+                .await
+                .map_err(|_| {
+                    OAuthError::unavailable(
+                        "the client registry cannot reach its database; retry shortly",
+                        2,
+                    )
+                })?;
+            let Some(client) = client.filter(|c| c.is_active(now)) else {
+                last = Refusal::Client;
+                continue;
+            };
+            if authenticated.as_ref().is_some_and(|a| a.id != client.id) {
+                last = Refusal::Client;
+                continue;
+            }
+            let sub = assertion::string(&claims, "sub")
+                .unwrap_or_default()
+                .to_owned();
+            return Ok((client, trust.name.clone(), iss, sub));
+        }
+        if unavailable && verified.iter().all(|(_, p)| p.is_none()) {
+            return Err(OAuthError::unavailable(
+                "the issuer's keys cannot be fetched; retry shortly",
+                5,
+            ));
+        }
+        Err(refuse(last, &iss, last_trust.as_deref()))
+    }
+
+    /// Authenticate a client secret (Basic or in the body).
+    async fn authenticate_secret(
+        &self,
+        creds: ClientCredentials,
+        origin: &Origin,
+    ) -> Result<Arc<Client>, OAuthError> {
         // RFC 6749 §5.2: a 401 after HTTP Basic carries `WWW-Authenticate: Basic`.
         let basic = creds.method == AuthMethod::ClientSecretBasic;
         let now = self.clock.now();
@@ -431,5 +795,30 @@ impl Authority {
                 Err(OAuthError::invalid_client().with_basic_challenge(basic))
             }
         }
+    }
+}
+
+/// The key source of a trust, and the key `use` it takes (SPIFFE bundles: `jwt-svid`).
+fn trust_key_source(trust: &Trust) -> (KeySource, Option<&'static str>) {
+    let key_use = match trust.issuer {
+        TrustIssuer::SpiffeTrustDomain(_) => Some(crate::admin::SPIFFE_JWT_SVID_USE),
+        TrustIssuer::Issuer(_) => None,
+    };
+    let source = match (&trust.keys, &trust.issuer) {
+        (TrustKeys::Jwks(json), _) => KeySource::Static(json.clone()),
+        (TrustKeys::JwksUri(url), _) => KeySource::JwksUrl(url.clone()),
+        (TrustKeys::Discovery, TrustIssuer::Issuer(iss)) => KeySource::oidc_discovery(iss.clone()),
+        // A SPIFFE trust always has a bundle (checked when it is added).
+        (TrustKeys::Discovery, TrustIssuer::SpiffeTrustDomain(d)) => {
+            KeySource::Static(format!("{{\"keys\":[],\"domain\":\"{d}\"}}"))
+        }
+    };
+    (source, key_use)
+}
+
+fn parse_object(json: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::from_str(json).ok()? {
+        serde_json::Value::Object(m) => Some(m),
+        _ => None,
     }
 }

@@ -125,4 +125,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Rotate the signing key when the active one has signed this long (None: never).
     pub key_rotation_interval: Option<Duration>,
+    /// Longest `exp - iat` of a `private_key_jwt` client assertion.
+    pub max_assertion_lifetime: Duration,
+    /// Least time between two fetches of an external key set caused by an unknown `kid` or a
+    /// failure (client `jwks_uri`s, trusted issuers).
+    pub external_jwks_cooldown: Duration,
 }

@@ -112,6 +112,10 @@ impl App {
                 default: config.access_token_typ,
                 jwt_audiences: config.jwt_typ_audiences.clone(),
             },
+            authority::Secretless::new(
+                config.external_jwks_cooldown,
+                config.max_assertion_lifetime,
+            ),
         )?;
         Ok(App {
             config,

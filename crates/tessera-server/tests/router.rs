@@ -57,6 +57,8 @@ impl Harness {
             max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(1),
             key_rotation_interval: None,
+            max_assertion_lifetime: Duration::from_secs(3600),
+            external_jwks_cooldown: Duration::from_secs(30),
         };
         let app = App::load(config, Issuer::parse(ISSUER).unwrap(), clock.clone())
             .await
@@ -84,11 +86,15 @@ impl Harness {
                     audiences: vec!["https://api.test".into()],
                     token_ttl: Some(ttl),
                     expires_at,
+                    keys: None,
                 },
             )
             .await
             .unwrap();
-        (view.client_id, secret.expose().to_owned())
+        (
+            view.client_id,
+            secret.expect("a secret client").expose().to_owned(),
+        )
     }
 
     /// Make the registry see the database as it is now (the background refresher's job when

@@ -9,9 +9,14 @@ use crate::audit::{announce, Actor};
 use crate::clock::Clock;
 use crate::keys::lifecycle::{self, LifecycleError, RotationTiming};
 use crate::keys::{self, Alg, KeyState, MasterKey};
-use crate::oauth::{Audience, Client, ClientId, ScopeSet, SecretId, StoredSecret};
+use crate::oauth::{
+    Audience, Client, ClientAuth, ClientId, ClientKeys, ScopeSet, SecretId, StoredSecret,
+};
+
+mod trust;
 use crate::secrets::{ClientSecret, SecretHash};
 use crate::store::{AuditEvent, ClientUpdate, NewClient, Store};
+pub use trust::{TrustInput, TrustView, SPIFFE_JWT_SVID_USE};
 
 /// Longest token lifetime a client may have: one day. Short-lived tokens are the point.
 pub const MAX_TOKEN_TTL: u32 = 86_400;
@@ -37,6 +42,18 @@ pub struct ClientView {
     pub created_at: i64,
     /// Last changed, unix seconds.
     pub updated_at: i64,
+    /// RFC 7591 `token_endpoint_auth_method`: `client_secret_basic` (a secret client, which
+    /// may also use `client_secret_post`) or `private_key_jwt`.
+    pub token_endpoint_auth_method: &'static str,
+    /// RFC 7591 `jwks_uri` of a `private_key_jwt` client whose keys are fetched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// RFC 7591 `jwks` of a `private_key_jwt` client whose keys are registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    /// The `kid`s of the registered keys (`jwks` only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_ids: Vec<String>,
     /// Its secrets' ids and validity, never their values.
     pub secrets: Vec<SecretView>,
 }
@@ -56,7 +73,24 @@ pub struct SecretView {
 
 impl From<&Client> for ClientView {
     fn from(c: &Client) -> Self {
+        let (jwks_uri, jwks, key_ids) = match &c.auth {
+            ClientAuth::Secret => (None, None, Vec::new()),
+            ClientAuth::PrivateKeyJwt(ClientKeys::JwksUri(u)) => {
+                (Some(u.clone()), None, Vec::new())
+            }
+            ClientAuth::PrivateKeyJwt(ClientKeys::Jwks(j)) => (
+                None,
+                serde_json::from_str(j).ok(),
+                tessera_verifier::keys::check_jwks(j, None)
+                    .map(|(kids, _)| kids)
+                    .unwrap_or_default(),
+            ),
+        };
         Self {
+            token_endpoint_auth_method: c.auth.method_name(),
+            jwks_uri,
+            jwks,
+            key_ids,
             client_id: c.id.to_string(),
             name: c.name.clone(),
             scopes: c.scopes.iter().map(|s| s.to_string()).collect(),
@@ -93,6 +127,57 @@ pub struct CreateClient {
     pub token_ttl: Option<u32>,
     /// When the client stops working (unix seconds).
     pub expires_at: Option<i64>,
+    /// `Some`: a `private_key_jwt` client with these keys (no secret is made); `None`: a secret.
+    pub keys: Option<KeysInput>,
+}
+
+/// A `private_key_jwt` client's public keys, as the operator gives them.
+#[derive(Debug, Clone)]
+pub enum KeysInput {
+    /// A JWKS document (JSON text).
+    Jwks(String),
+    /// A JWKS URL (`https://`, or `http://` on loopback).
+    JwksUri(String),
+}
+
+/// Check a client's keys: a JWKS of 1 to 10 usable public signing keys and no private key
+/// material (a private JWKS given by mistake must not be stored), or an allowed URL.
+fn parse_keys(input: &KeysInput) -> Result<ClientKeys, AdminError> {
+    match input {
+        KeysInput::JwksUri(u) => {
+            if !crate::oauth::trust::url_allowed(u) || u.len() > 2048 {
+                return Err(AdminError::Invalid(format!(
+                    "--jwks-uri must be an https:// URL (http:// only on loopback): '{u}'"
+                )));
+            }
+            Ok(ClientKeys::JwksUri(u.clone()))
+        }
+        KeysInput::Jwks(json) => Ok(ClientKeys::Jwks(checked_jwks(json, None)?)),
+    }
+}
+
+/// A JWKS document checked for registration (see [`parse_keys`]), compacted.
+fn checked_jwks(json: &str, key_use: Option<&str>) -> Result<String, AdminError> {
+    let bad = |why: String| AdminError::Invalid(format!("JWKS: {why}"));
+    let doc: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let keys = doc
+        .get("keys")
+        .and_then(|k| k.as_array())
+        .ok_or_else(|| bad("no \"keys\" array".into()))?;
+    if keys.iter().any(|k| k.get("d").is_some()) {
+        return Err(bad(
+            "it holds a private key (\"d\"): register the public keys only".into(),
+        ));
+    }
+    if keys.len() > crate::oauth::client::MAX_CLIENT_KEYS {
+        return Err(bad(format!(
+            "at most {} keys",
+            crate::oauth::client::MAX_CLIENT_KEYS
+        )));
+    }
+    tessera_verifier::keys::check_jwks(json, key_use).map_err(|e| bad(e.to_string()))?;
+    Ok(doc.to_string())
 }
 
 /// A CLI operation failed.
@@ -174,6 +259,11 @@ pub struct UpdateClient {
     pub enabled: Option<bool>,
     /// Set (`Some(Some(t))`) or clear (`Some(None)`) the expiry.
     pub expires_at: Option<Option<i64>>,
+    /// Switch to `private_key_jwt` with these keys, or replace its keys. Its secrets are
+    /// revoked in the same transaction.
+    pub keys: Option<KeysInput>,
+    /// Switch a `private_key_jwt` client back to a secret (give it one with `rotate-secret`).
+    pub use_secret: bool,
 }
 
 /// A secret just created by [`Admin::rotate_secret`]: shown once.
@@ -252,16 +342,24 @@ impl Admin {
         Self { store, clock }
     }
 
-    /// Register a client; returns it and its secret, the only time the secret exists in plain
-    /// text. The client, its secret and the audit record are written in one transaction.
+    /// Register a client; returns it and its secret (none for `private_key_jwt`), the only
+    /// time the secret exists in plain text. The client, its secret and the audit record are
+    /// written in one transaction.
     pub async fn create_client(
         &self,
         by: &Actor,
         input: CreateClient,
-    ) -> Result<(ClientView, ClientSecret), AdminError> {
+    ) -> Result<(ClientView, Option<ClientSecret>), AdminError> {
         let now = self.clock.now();
-        let (secret, stored) = new_secret(now, None)?;
+        let (auth, secret, stored) = match &input.keys {
+            Some(keys) => (ClientAuth::PrivateKeyJwt(parse_keys(keys)?), None, None),
+            None => {
+                let (secret, stored) = new_secret(now, None)?;
+                (ClientAuth::Secret, Some(secret), Some(stored))
+            }
+        };
         let new = NewClient {
+            auth,
             id: ClientId::generate(),
             name: parse_name(&input.name)?,
             scopes: parse_scopes(&input.scopes)?,
@@ -272,7 +370,8 @@ impl Admin {
         };
         let detail = serde_json::json!({"name": new.name, "scopes": new.scopes.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
             "audiences": new.audiences.iter().map(|a| a.to_string()).collect::<Vec<_>>(), "token_ttl": new.token_ttl,
-            "expires_at": new.expires_at, "secret_id": new.secret.id.as_str()});
+            "expires_at": new.expires_at, "secret_id": new.secret.as_ref().map(|s| s.id.as_str()),
+            "token_endpoint_auth_method": new.auth.method_name()});
         let audit = by.record("client.create", Some(&new.id), detail, now);
         self.store.create_client(&new, now, &audit).await?;
         announce(&audit);
@@ -355,6 +454,16 @@ impl Admin {
                 Some(Some(t)) => Some(future(Some(t), now)?),
                 other => other,
             },
+            auth: match (&input.keys, input.use_secret) {
+                (Some(_), true) => {
+                    return Err(AdminError::Invalid(
+                        "a client has one authentication method: keys or a secret, not both".into(),
+                    ))
+                }
+                (Some(k), false) => Some(ClientAuth::PrivateKeyJwt(parse_keys(k)?)),
+                (None, true) => Some(ClientAuth::Secret),
+                (None, false) => None,
+            },
         };
         let mut detail = serde_json::Map::new();
         if let Some(n) = &update.name {
@@ -377,6 +486,12 @@ impl Admin {
         }
         if let Some(e) = update.expires_at {
             detail.insert("expires_at".into(), e.into());
+        }
+        if let Some(a) = &update.auth {
+            detail.insert("token_endpoint_auth_method".into(), a.method_name().into());
+            if let ClientAuth::PrivateKeyJwt(ClientKeys::JwksUri(u)) = a {
+                detail.insert("jwks_uri".into(), u.as_str().into());
+            }
         }
         let audit = by.record(action, Some(&id), detail.into(), now);
         if !self.store.update_client(&id, &update, now, &audit).await? {
@@ -409,6 +524,13 @@ impl Admin {
     ) -> Result<NewSecret, AdminError> {
         let now = self.clock.now();
         let id = parse_id(id)?;
+        if let Some(c) = self.store.get_client(&id).await? {
+            if c.auth != ClientAuth::Secret {
+                return Err(AdminError::Invalid(format!(
+                    "client '{id}' authenticates with private_key_jwt; switch it with `client update {id} --auth client_secret` first"
+                )));
+            }
+        }
         let expires_at = future(expires_at, now)?;
         let (secret, stored) = new_secret(now, expires_at)?;
         let previous_expire_at = now.saturating_add(i64::try_from(grace_secs).unwrap_or(i64::MAX));

@@ -21,6 +21,8 @@ fn presented<'a>(authorization: &'a AuthorizationHeader, p: &'a TokenParams) -> 
         authorization: &authorization.0,
         client_id: p.client_id.as_deref(),
         client_secret: p.client_secret.as_deref(),
+        client_assertion_type: p.client_assertion_type.as_deref(),
+        client_assertion: p.client_assertion.as_deref(),
     }
 }
 

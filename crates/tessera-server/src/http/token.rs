@@ -24,6 +24,8 @@ pub(super) async fn token(
         authorization: &authorization,
         client_id: req.client_id.as_deref(),
         client_secret: req.client_secret.as_deref(),
+        client_assertion_type: req.client_assertion_type.as_deref(),
+        client_assertion: req.client_assertion.as_deref(),
     };
     let issued = app.authority.issue(&creds, &req, &origin).await?;
     Ok(no_store(axum::Json(issued).into_response()))

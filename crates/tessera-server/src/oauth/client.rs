@@ -108,6 +108,38 @@ impl StoredSecret {
     }
 }
 
+/// How a client authenticates. A client has exactly one method; switching is an explicit update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// A shared secret, by `client_secret_basic` or `client_secret_post` (RFC 6749 §2.3.1).
+    Secret,
+    /// `private_key_jwt` (RFC 7523 §2.2): a JWT signed with one of these public keys.
+    PrivateKeyJwt(ClientKeys),
+}
+
+impl ClientAuth {
+    /// The RFC 7591 `token_endpoint_auth_method` (a secret client takes `client_secret_post`
+    /// as well).
+    pub fn method_name(&self) -> &'static str {
+        match self {
+            Self::Secret => "client_secret_basic",
+            Self::PrivateKeyJwt(_) => "private_key_jwt",
+        }
+    }
+}
+
+/// Where a `private_key_jwt` client's public keys are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientKeys {
+    /// A JWKS document, registered as is (RFC 7591 `jwks`).
+    Jwks(String),
+    /// A JWKS URL, fetched and cached (RFC 7591 `jwks_uri`).
+    JwksUri(String),
+}
+
+/// Most keys a registered JWKS may hold (an assertion without `kid` is tried against each).
+pub const MAX_CLIENT_KEYS: usize = 10;
+
 /// A registered client.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -125,6 +157,8 @@ pub struct Client {
     pub enabled: bool,
     /// After this time (unix seconds) the client cannot authenticate.
     pub expires_at: Option<i64>,
+    /// How it authenticates.
+    pub auth: ClientAuth,
     /// Its secrets, including revoked and expired ones.
     pub secrets: Vec<StoredSecret>,
     /// Creation time, unix seconds.

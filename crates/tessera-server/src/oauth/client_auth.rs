@@ -1,5 +1,5 @@
-//! Client authentication for the token endpoint (RFC 6749 §2.3): `client_secret_basic` and
-//! `client_secret_post`, exactly one per request.
+//! Client authentication for the token endpoint (RFC 6749 §2.3): `client_secret_basic`,
+//! `client_secret_post` and `private_key_jwt` (RFC 7523 §2.2), exactly one per request.
 
 use std::fmt;
 
@@ -24,6 +24,8 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// A JWT signed with the client's private key (RFC 7523 §2.2).
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -32,6 +34,7 @@ impl AuthMethod {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }
@@ -74,6 +77,68 @@ pub struct BodyCredentials<'a> {
     pub client_id: Option<&'a str>,
     /// `client_secret` from the body, if present and non-empty.
     pub client_secret: Option<&'a str>,
+    /// `client_assertion_type`, if present and non-empty.
+    pub client_assertion_type: Option<&'a str>,
+    /// `client_assertion`, if present and non-empty.
+    pub client_assertion: Option<&'a str>,
+}
+
+/// A `private_key_jwt` client assertion, as presented (not yet checked).
+pub struct ClientAssertion {
+    /// `client_id` from the body, if sent (it must then equal the assertion's `iss` and `sub`).
+    pub client_id: Option<String>,
+    /// The JWT.
+    pub jwt: String,
+}
+
+impl fmt::Debug for ClientAssertion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientAssertion")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The client authentication a request presented: exactly one method.
+#[derive(Debug)]
+pub enum Credentials {
+    /// A secret, by Basic or in the body.
+    Secret(ClientCredentials),
+    /// A `private_key_jwt` assertion.
+    Assertion(ClientAssertion),
+}
+
+/// Work out the client authentication: [`extract`] for secrets, or a `private_key_jwt`
+/// assertion (RFC 7521 §4.2). An assertion beside a secret or an `Authorization` header is two
+/// methods: `invalid_request`.
+pub fn extract_any(
+    authorization: &Authorization,
+    body: BodyCredentials<'_>,
+) -> Result<Credentials, OAuthError> {
+    if body.client_assertion_type.is_none() && body.client_assertion.is_none() {
+        return extract(authorization, body).map(Credentials::Secret);
+    }
+    if *authorization != Authorization::None || body.client_secret.is_some() {
+        return Err(OAuthError::invalid_request(
+            "more than one client authentication method used",
+        ));
+    }
+    match (body.client_assertion_type, body.client_assertion) {
+        (Some(crate::oauth::assertion::CLIENT_ASSERTION_TYPE), Some(jwt)) => {
+            Ok(Credentials::Assertion(ClientAssertion {
+                client_id: body.client_id.map(str::to_owned),
+                jwt: jwt.to_owned(),
+            }))
+        }
+        (Some(crate::oauth::assertion::CLIENT_ASSERTION_TYPE), None) => {
+            Err(OAuthError::invalid_request("missing client_assertion"))
+        }
+        (None, _) => Err(OAuthError::invalid_request("missing client_assertion_type")),
+        (Some(_), _) => Err(OAuthError::new(
+            crate::oauth::ErrorCode::InvalidClient,
+            "unsupported client_assertion_type",
+        )),
+    }
 }
 
 /// Work out the client credentials from the `Authorization` header (raw bytes) and the body.
@@ -203,9 +268,40 @@ mod tests {
         let body = BodyCredentials {
             client_id: Some("a"),
             client_secret: Some("b"),
+            ..Default::default()
         };
         let e = extract(&Authorization::One(basic("a:b")), body).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidRequest);
+        // An assertion beside a secret, or beside Basic.
+        let assertion = || BodyCredentials {
+            client_assertion_type: Some(crate::oauth::assertion::CLIENT_ASSERTION_TYPE),
+            client_assertion: Some("x.y.z"),
+            ..Default::default()
+        };
+        let e = extract_any(&Authorization::One(basic("a:b")), assertion()).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        let e = extract_any(
+            &Authorization::None,
+            BodyCredentials {
+                client_secret: Some("s"),
+                ..assertion()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        assert!(matches!(
+            extract_any(&Authorization::None, assertion()),
+            Ok(Credentials::Assertion(_))
+        ));
+        let e = extract_any(
+            &Authorization::None,
+            BodyCredentials {
+                client_assertion_type: Some("urn:other"),
+                ..assertion()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidClient);
     }
 
     #[test]
@@ -213,6 +309,7 @@ mod tests {
         let body = BodyCredentials {
             client_id: Some("a"),
             client_secret: None,
+            ..Default::default()
         };
         assert_eq!(
             extract(&Authorization::None, body).unwrap_err().code,
@@ -221,6 +318,7 @@ mod tests {
         let body = BodyCredentials {
             client_id: Some("a"),
             client_secret: Some("b"),
+            ..Default::default()
         };
         assert_eq!(
             extract(&Authorization::None, body).unwrap().method,

@@ -10,6 +10,8 @@ pub enum ErrorCode {
     InvalidRequest,
     /// Client authentication failed: unknown client, wrong secret, disabled client, no auth.
     InvalidClient,
+    /// The assertion of the JWT-bearer grant is not accepted (RFC 7523 §3.1).
+    InvalidGrant,
     /// The client may not use this grant type.
     UnauthorizedClient,
     /// The grant type is not supported by this server.
@@ -30,6 +32,7 @@ impl ErrorCode {
         match self {
             Self::InvalidRequest => "invalid_request",
             Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
             Self::UnauthorizedClient => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",

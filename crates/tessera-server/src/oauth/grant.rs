@@ -5,8 +5,10 @@ use crate::oauth::error::caller_text;
 use crate::oauth::form::{self, FormError};
 use crate::oauth::{Audience, Client, ErrorCode, OAuthError, ScopeSet};
 
-/// The only grant type this server issues.
+/// The client-credentials grant type.
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+
+pub use crate::oauth::assertion::JWT_BEARER;
 
 /// The parameters of a token request this server reads; any other is ignored (RFC 6749 §3.2).
 pub const TOKEN_PARAMETERS: &[&str] = &[
@@ -16,10 +18,14 @@ pub const TOKEN_PARAMETERS: &[&str] = &[
     "audience",
     "client_id",
     "client_secret",
+    "client_assertion_type",
+    "client_assertion",
+    "assertion",
 ];
 
-/// A parsed token request (after client authentication has been split off).
-#[derive(Debug, Default)]
+/// A parsed token request (after client authentication has been split off). Its `Debug` shows
+/// no secret or assertion.
+#[derive(Default)]
 pub struct TokenRequest {
     /// `grant_type`.
     pub grant_type: Option<String>,
@@ -31,6 +37,24 @@ pub struct TokenRequest {
     pub client_id: Option<String>,
     /// `client_secret` from the body.
     pub client_secret: Option<String>,
+    /// `client_assertion_type` (RFC 7521 §4.2).
+    pub client_assertion_type: Option<String>,
+    /// `client_assertion`: a `private_key_jwt` JWT.
+    pub client_assertion: Option<String>,
+    /// `assertion`: the external JWT of the JWT-bearer grant (RFC 7523 §2.1).
+    pub assertion: Option<String>,
+}
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRequest")
+            .field("grant_type", &self.grant_type)
+            .field("scope", &self.scope)
+            .field("targets", &self.targets)
+            .field("client_id", &self.client_id)
+            .field("client_assertion_type", &self.client_assertion_type)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TokenRequest {
@@ -53,6 +77,9 @@ impl TokenRequest {
                 "audience" => audience = Some(value),
                 "client_id" => req.client_id = Some(value),
                 "client_secret" => req.client_secret = Some(value),
+                "client_assertion_type" => req.client_assertion_type = Some(value),
+                "client_assertion" => req.client_assertion = Some(value),
+                "assertion" => req.assertion = Some(value),
                 _ => {} // Only known names come back from the parser.
             }
         }
@@ -65,9 +92,13 @@ impl TokenRequest {
         match self.grant_type.as_deref() {
             None => Err(OAuthError::invalid_request("missing grant_type")),
             Some(CLIENT_CREDENTIALS) => Ok(()),
+            Some(JWT_BEARER) if self.assertion.is_none() => {
+                Err(OAuthError::invalid_request("missing assertion"))
+            }
+            Some(JWT_BEARER) => Ok(()),
             Some(_) => Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
-                "only grant_type=client_credentials is supported",
+                "supported grant types: client_credentials, urn:ietf:params:oauth:grant-type:jwt-bearer",
             )),
         }
     }
@@ -160,6 +191,7 @@ mod tests {
             token_ttl: 60,
             enabled: true,
             expires_at: None,
+            auth: crate::oauth::ClientAuth::Secret,
             secrets: vec![],
             created_at: 0,
             updated_at: 0,

@@ -4,6 +4,7 @@
 //! these errors into responses.
 
 pub mod access_token;
+pub mod assertion;
 pub mod client;
 pub mod client_auth;
 pub mod error;
@@ -11,8 +12,9 @@ pub mod form;
 pub mod grant;
 pub mod revocation;
 pub mod scope;
+pub mod trust;
 
-pub use client::{Audience, Client, ClientId, SecretId, StoredSecret};
+pub use client::{Audience, Client, ClientAuth, ClientId, ClientKeys, SecretId, StoredSecret};
 pub use client_auth::{AuthMethod, ClientCredentials};
 pub use error::{ErrorCode, OAuthError};
 pub use grant::{Grant, TokenRequest};

@@ -12,6 +12,10 @@ pub struct TokenParams {
     pub client_id: Option<String>,
     /// `client_secret` from the body, if present and non-empty.
     pub client_secret: Option<String>,
+    /// `client_assertion_type`, if present and non-empty.
+    pub client_assertion_type: Option<String>,
+    /// `client_assertion` (`private_key_jwt`), if present and non-empty.
+    pub client_assertion: Option<String>,
 }
 
 impl std::fmt::Debug for TokenParams {
@@ -29,7 +33,14 @@ impl TokenParams {
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let pairs = form::parse(
             body,
-            &["token", "token_type_hint", "client_id", "client_secret"],
+            &[
+                "token",
+                "token_type_hint",
+                "client_id",
+                "client_secret",
+                "client_assertion_type",
+                "client_assertion",
+            ],
             &[],
         )
         .map_err(|e| OAuthError::invalid_request(e.to_string()))?;
@@ -43,6 +54,8 @@ impl TokenParams {
                 "token" => token = Some(value),
                 "client_id" => p.client_id = Some(value),
                 "client_secret" => p.client_secret = Some(value),
+                "client_assertion_type" => p.client_assertion_type = Some(value),
+                "client_assertion" => p.client_assertion = Some(value),
                 _ => {}
             }
         }

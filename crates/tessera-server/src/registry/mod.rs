@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::clock::Clock;
 use crate::keys::lifecycle::{self, LifecycleError};
 use crate::keys::{self, Alg, KeyRing, MasterKey, StoredKey};
+use crate::oauth::trust::Trust;
 use crate::oauth::{Client, ClientId, ScopeSet};
 use crate::secrets::CredentialVerifier;
 use crate::store::{Store, StoreError};
@@ -55,6 +56,10 @@ pub struct Registry {
     /// them). Inserting one costs O(1), not a copy of the registry.
     recent: RwLock<HashMap<ClientId, Arc<Client>>>,
     stored_keys: RwLock<Arc<Vec<StoredKey>>>,
+    /// Workload identity federation trusts, as of the last reload.
+    trusts: RwLock<Arc<Vec<Trust>>>,
+    /// When trusts were last re-read outside a reload (see [`Registry::reread_trusts`]).
+    trusts_reread: std::sync::Mutex<Option<Instant>>,
     ring: RwLock<Arc<KeyRing>>,
     revision: AtomicI64,
     /// Bounds database look-ups of single clients (see [`Registry::find_client`]).
@@ -102,7 +107,10 @@ impl Registry {
         }
         let revision = store.revision().await?;
         let clients = store.load_clients().await?;
+        let trusts = store.load_trusts().await?;
         Ok(Self {
+            trusts: RwLock::new(Arc::new(trusts)),
+            trusts_reread: std::sync::Mutex::new(None),
             store,
             master,
             clock,
@@ -256,6 +264,10 @@ impl Registry {
             if let Ok(mut w) = self.stored_keys.write() {
                 *w = Arc::new(keys);
             }
+            let trusts = self.store.load_trusts().await?;
+            if let Ok(mut w) = self.trusts.write() {
+                *w = Arc::new(trusts);
+            }
             self.revision.store(revision, Ordering::Release);
         }
         let stored = self
@@ -272,6 +284,64 @@ impl Registry {
             *w = Arc::new(ring);
         }
         Ok(changed)
+    }
+
+    /// The federation trusts, as of the last refresh.
+    pub fn trusts(&self) -> Arc<Vec<Trust>> {
+        self.trusts.read().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Re-read the trusts now, for an external token no known trust covers: a trust added a
+    /// moment ago must not be refused until the next refresh. At most once per second (a flood
+    /// of tokens from unknown issuers costs one small query a second), and bounded by the
+    /// look-up slots. Returns whether the trusts were re-read.
+    pub async fn reread_trusts(&self) -> bool {
+        {
+            let Ok(mut last) = self.trusts_reread.lock() else {
+                return false;
+            };
+            if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        let Ok(Ok(_permit)) = tokio::time::timeout(LOOKUP_WAIT, self.lookups.acquire()).await
+        else {
+            return false;
+        };
+        match tokio::time::timeout(LOOKUP_WAIT, self.store.load_trusts()).await {
+            Ok(Ok(trusts)) => {
+                if let Ok(mut w) = self.trusts.write() {
+                    *w = Arc::new(trusts);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Record a `private_key_jwt` assertion id until `expires_at`: `Ok(true)` if it is new,
+    /// `Ok(false)` for a replay, `Err` when the shared store cannot say (then the assertion must
+    /// not be accepted).
+    pub async fn record_assertion_jti(
+        &self,
+        client: &ClientId,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool, Unavailable> {
+        match tokio::time::timeout(
+            LOOKUP_WAIT,
+            self.store.record_assertion_jti(client, jti, expires_at),
+        )
+        .await
+        {
+            Ok(Ok(fresh)) => Ok(fresh),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot record a client assertion id");
+                Err(Unavailable)
+            }
+            Err(_) => Err(Unavailable),
+        }
     }
 
     /// Whether a key past its retirement still has its sealed private key (as last loaded).
@@ -291,6 +361,11 @@ impl Registry {
         if let Ok(Ok(n)) = tokio::time::timeout(limit, self.store.purge_revocations(now)).await {
             if n > 0 {
                 tracing::debug!(purged = n, "expired revocations purged");
+            }
+        }
+        if let Ok(Ok(n)) = tokio::time::timeout(limit, self.store.purge_assertion_jtis(now)).await {
+            if n > 0 {
+                tracing::debug!(purged = n, "expired client assertion ids purged");
             }
         }
         if let Ok(Err(e)) =

@@ -362,6 +362,7 @@ mod tests {
             token_ttl: 300,
             enabled: true,
             expires_at: None,
+            auth: crate::oauth::ClientAuth::Secret,
             secrets: vec![StoredSecret {
                 id: SecretId::new("s1".into()),
                 hash: SecretHash::create(secret).unwrap(),

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::keys::StoredKey;
-use crate::oauth::{Audience, Client, ClientId, ScopeSet, StoredSecret};
+use crate::oauth::trust::Trust;
+use crate::oauth::{Audience, Client, ClientAuth, ClientId, ScopeSet, StoredSecret};
 
 pub use postgres::{PostgresStore, CHANGES_CHANNEL};
 pub use sqlite::SqliteStore;
@@ -64,8 +65,10 @@ pub struct NewClient {
     pub token_ttl: u32,
     /// When the client stops working, if ever.
     pub expires_at: Option<i64>,
-    /// Its first secret.
-    pub secret: StoredSecret,
+    /// How it authenticates.
+    pub auth: ClientAuth,
+    /// Its first secret (a secret client's; `None` for `private_key_jwt`).
+    pub secret: Option<StoredSecret>,
 }
 
 /// Changes to a client; `None` leaves a field as it is.
@@ -83,6 +86,9 @@ pub struct ClientUpdate {
     pub enabled: Option<bool>,
     /// Set (`Some(Some(t))`) or clear (`Some(None)`) the client's expiry.
     pub expires_at: Option<Option<i64>>,
+    /// New authentication method (and keys). Switching to `private_key_jwt` revokes the
+    /// client's secrets in the same transaction.
+    pub auth: Option<ClientAuth>,
 }
 
 /// An admin change, as stored in `audit_events`. `detail` never holds a secret or a token.
@@ -287,6 +293,42 @@ impl Store {
         since: i64,
     ) -> Result<Vec<AuditEvent>, StoreError> {
         dispatch!(self, s => s.list_audit(client, since).await)
+    }
+
+    /// Record a `private_key_jwt` assertion id until `expires_at`: `true` if it is new, `false`
+    /// if it was seen before (a replay). One insert on a primary key, so two replicas racing
+    /// with the same assertion cannot both get `true`.
+    pub async fn record_assertion_jti(
+        &self,
+        client: &ClientId,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.record_assertion_jti(client, jti, expires_at).await)
+    }
+
+    /// Forget assertion ids that expired before `now`; returns how many.
+    pub async fn purge_assertion_jtis(&self, now: i64) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.purge_assertion_jtis(now).await)
+    }
+
+    /// Every trust.
+    pub async fn load_trusts(&self) -> Result<Vec<Trust>, StoreError> {
+        dispatch!(self, s => s.load_trusts().await)
+    }
+
+    /// Register a trust (its name must be new).
+    pub async fn create_trust(&self, t: &Trust, audit: &AuditEvent) -> Result<(), StoreError> {
+        dispatch!(self, s => s.create_trust(t, audit).await)
+    }
+
+    /// Remove a trust by name or id; `false` if there is none.
+    pub async fn delete_trust(
+        &self,
+        name_or_id: &str,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.delete_trust(name_or_id, audit).await)
     }
 
     /// Revoke one secret at once; `false` if the client has no such unrevoked secret.

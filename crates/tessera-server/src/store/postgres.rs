@@ -32,6 +32,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit",
         include_str!("../../../../migrations/postgres/0004_audit.sql"),
     ),
+    (
+        5,
+        "secretless",
+        include_str!("../../../../migrations/postgres/0005_secretless.sql"),
+    ),
 ];
 
 /// The channel on which every change is announced (`NOTIFY`), so replicas reload at once

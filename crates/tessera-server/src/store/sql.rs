@@ -80,7 +80,8 @@ use std::str::FromStr as _;
 use sqlx::Row as _;
 
 use crate::keys::{Alg, Jwk, Kid, StoredKey};
-use crate::oauth::{Client, ClientId, SecretId, StoredSecret};
+use crate::oauth::trust::{SubjectPattern, Trust, TrustIssuer, TrustKeys};
+use crate::oauth::{Client, ClientAuth, ClientId, ClientKeys, SecretId, StoredSecret};
 use crate::secrets::SecretHash;
 use crate::store::{
     audiences_from_json, audiences_to_json, scopes_from_text, AuditEvent, ClientUpdate, NewClient,
@@ -186,8 +187,8 @@ where
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO clients (id, name, scopes, audiences, token_ttl, enabled, created_at, updated_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO clients (id, name, scopes, audiences, token_ttl, enabled, created_at, updated_at, expires_at, \
+             auth_method, jwks, jwks_uri) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(c.id.as_str())
         .bind(&c.name)
@@ -198,19 +199,24 @@ where
         .bind(now)
         .bind(now)
         .bind(c.expires_at)
+        .bind(auth_columns(&c.auth).0)
+        .bind(auth_columns(&c.auth).1)
+        .bind(auth_columns(&c.auth).2)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO client_secrets (id, client_id, hash, created_at, expires_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, NULL)",
-        )
-        .bind(c.secret.id.as_str())
-        .bind(c.id.as_str())
-        .bind(c.secret.hash.as_str())
-        .bind(c.secret.created_at)
-        .bind(c.secret.expires_at)
-        .execute(&mut *tx)
-        .await?;
+        if let Some(secret) = &c.secret {
+            sqlx::query(
+                "INSERT INTO client_secrets (id, client_id, hash, created_at, expires_at, revoked_at) \
+                 VALUES ($1, $2, $3, $4, $5, NULL)",
+            )
+            .bind(secret.id.as_str())
+            .bind(c.id.as_str())
+            .bind(secret.hash.as_str())
+            .bind(secret.created_at)
+            .bind(secret.expires_at)
+            .execute(&mut *tx)
+            .await?;
+        }
         Self::commit_change(tx, audit).await?;
         Ok(())
     }
@@ -227,7 +233,10 @@ where
             "UPDATE clients SET name = COALESCE($1, name), scopes = COALESCE($2, scopes), \
              audiences = COALESCE($3, audiences), token_ttl = COALESCE($4, token_ttl), \
              enabled = COALESCE($5, enabled), updated_at = $6, \
-             expires_at = CASE WHEN $7 THEN $8 ELSE expires_at END WHERE id = $9",
+             expires_at = CASE WHEN $7 THEN $8 ELSE expires_at END, \
+             auth_method = COALESCE($10, auth_method), \
+             jwks = CASE WHEN $11 THEN $12 ELSE jwks END, \
+             jwks_uri = CASE WHEN $11 THEN $13 ELSE jwks_uri END WHERE id = $9",
         )
         .bind(u.name.as_deref())
         .bind(u.scopes.as_ref().map(|s| s.to_string()))
@@ -238,8 +247,108 @@ where
         .bind(u.expires_at.is_some())
         .bind(u.expires_at.flatten())
         .bind(id.as_str())
+        .bind(u.auth.as_ref().map(|a| auth_columns(a).0))
+        .bind(u.auth.is_some())
+        .bind(u.auth.as_ref().and_then(|a| auth_columns(a).1))
+        .bind(u.auth.as_ref().and_then(|a| auth_columns(a).2))
         .execute(&mut *tx)
         .await?;
+        if matches!(u.auth, Some(ClientAuth::PrivateKeyJwt(_))) && DB::rows_affected(&r) > 0 {
+            // A client switched to private_key_jwt holds no secret any more.
+            sqlx::query("UPDATE client_secrets SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        Self::commit_if_changed(tx, &r, audit).await
+    }
+
+    pub(crate) async fn record_assertion_jti(
+        &self,
+        client: &ClientId,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (client_id, jti) DO NOTHING",
+        )
+        .bind(client.as_str())
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&r) == 1)
+    }
+
+    pub(crate) async fn purge_assertion_jtis(&self, now: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM assertion_jtis WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&r))
+    }
+
+    pub(crate) async fn load_trusts(&self) -> Result<Vec<Trust>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM trusts ORDER BY created_at, name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::trust_from_row).collect()
+    }
+
+    pub(crate) async fn create_trust(
+        &self,
+        t: &Trust,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let (issuer, domain) = match &t.issuer {
+            TrustIssuer::Issuer(i) => (Some(i.as_str()), None),
+            TrustIssuer::SpiffeTrustDomain(d) => (None, Some(d.as_str())),
+        };
+        let (jwks_uri, jwks) = match &t.keys {
+            TrustKeys::Discovery => (None, None),
+            TrustKeys::JwksUri(u) => (Some(u.as_str()), None),
+            TrustKeys::Jwks(j) => (None, Some(j.as_str())),
+        };
+        let claims: serde_json::Map<String, serde_json::Value> = t
+            .claims
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+            .collect();
+        sqlx::query(
+            "INSERT INTO trusts (id, name, issuer, spiffe_trust_domain, audience, subject, claims, jwks_uri, jwks, \
+             max_token_age, client_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(t.id.as_str())
+        .bind(t.name.as_str())
+        .bind(issuer)
+        .bind(domain)
+        .bind(t.audience.as_str())
+        .bind(t.subject.to_string())
+        .bind(serde_json::Value::Object(claims).to_string())
+        .bind(jwks_uri)
+        .bind(jwks)
+        .bind(t.max_token_age.map(i64::from))
+        .bind(t.client_id.as_str())
+        .bind(t.created_at)
+        .execute(&mut *tx)
+        .await?;
+        Self::commit_change(tx, audit).await
+    }
+
+    pub(crate) async fn delete_trust(
+        &self,
+        name_or_id: &str,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("DELETE FROM trusts WHERE name = $1 OR id = $2")
+            .bind(name_or_id)
+            .bind(name_or_id)
+            .execute(&mut *tx)
+            .await?;
         Self::commit_if_changed(tx, &r, audit).await
     }
 
@@ -563,9 +672,57 @@ where
             })?,
             enabled: row.try_get("enabled")?,
             expires_at: row.try_get("expires_at")?,
+            auth: auth_from_row(
+                &row.try_get::<String, _>("auth_method")?,
+                row.try_get("jwks")?,
+                row.try_get("jwks_uri")?,
+            )?,
             secrets: Vec::new(),
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
+        })
+    }
+
+    fn trust_from_row(row: &DB::Row) -> Result<Trust, StoreError> {
+        let corrupt = |detail: &str| StoreError::Corrupt {
+            table: "trusts",
+            detail: detail.to_owned(),
+        };
+        let issuer: Option<String> = row.try_get("issuer")?;
+        let domain: Option<String> = row.try_get("spiffe_trust_domain")?;
+        let issuer = match (issuer, domain) {
+            (Some(i), None) => TrustIssuer::Issuer(i),
+            (None, Some(d)) => TrustIssuer::SpiffeTrustDomain(d),
+            _ => return Err(corrupt("needs exactly one of issuer and trust domain")),
+        };
+        let jwks_uri: Option<String> = row.try_get("jwks_uri")?;
+        let jwks: Option<String> = row.try_get("jwks")?;
+        let keys = match (jwks_uri, jwks) {
+            (None, None) => TrustKeys::Discovery,
+            (Some(u), None) => TrustKeys::JwksUri(u),
+            (None, Some(j)) => TrustKeys::Jwks(j),
+            _ => return Err(corrupt("both jwks and jwks_uri")),
+        };
+        let claims: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&row.try_get::<String, _>("claims")?)
+                .map_err(|_| corrupt("claims"))?;
+        let max_age: Option<i64> = row.try_get("max_token_age")?;
+        let client: String = row.try_get("client_id")?;
+        Ok(Trust {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            issuer,
+            audience: row.try_get("audience")?,
+            subject: SubjectPattern::parse(&row.try_get::<String, _>("subject")?)
+                .ok_or_else(|| corrupt("subject"))?,
+            claims: claims
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                .collect(),
+            keys,
+            max_token_age: max_age.and_then(|a| u32::try_from(a).ok()),
+            client_id: ClientId::parse(&client).ok_or_else(|| corrupt("client_id"))?,
+            created_at: row.try_get("created_at")?,
         })
     }
 
@@ -595,5 +752,30 @@ where
             activates_at: row.try_get("activates_at")?,
             retires_at: row.try_get("retires_at")?,
         })
+    }
+}
+
+/// The `auth_method`, `jwks` and `jwks_uri` columns of a client.
+fn auth_columns(auth: &ClientAuth) -> (&'static str, Option<&str>, Option<&str>) {
+    match auth {
+        ClientAuth::Secret => ("client_secret", None, None),
+        ClientAuth::PrivateKeyJwt(ClientKeys::Jwks(j)) => ("private_key_jwt", Some(j), None),
+        ClientAuth::PrivateKeyJwt(ClientKeys::JwksUri(u)) => ("private_key_jwt", None, Some(u)),
+    }
+}
+
+fn auth_from_row(
+    method: &str,
+    jwks: Option<String>,
+    jwks_uri: Option<String>,
+) -> Result<ClientAuth, StoreError> {
+    match (method, jwks, jwks_uri) {
+        ("client_secret", _, _) => Ok(ClientAuth::Secret),
+        ("private_key_jwt", Some(j), None) => Ok(ClientAuth::PrivateKeyJwt(ClientKeys::Jwks(j))),
+        ("private_key_jwt", None, Some(u)) => Ok(ClientAuth::PrivateKeyJwt(ClientKeys::JwksUri(u))),
+        (other, _, _) => Err(StoreError::Corrupt {
+            table: "clients",
+            detail: format!("auth method {other:?} without exactly one of jwks and jwks_uri"),
+        }),
     }
 }

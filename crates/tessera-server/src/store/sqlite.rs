@@ -30,6 +30,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit",
         include_str!("../../../../migrations/sqlite/0004_audit.sql"),
     ),
+    (
+        5,
+        "secretless",
+        include_str!("../../../../migrations/sqlite/0005_secretless.sql"),
+    ),
 ];
 
 /// SQLite store.
