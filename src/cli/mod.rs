@@ -2,9 +2,11 @@
 
 mod audit;
 mod client;
+mod keypair;
 mod keys;
 mod serve;
 mod token;
+mod trust;
 
 use std::path::{Path, PathBuf};
 
@@ -76,9 +78,15 @@ pub(crate) enum Command {
     /// Manage machine clients.
     #[command(subcommand)]
     Client(client::ClientCommand),
+    /// Make a key pair for private_key_jwt: a PKCS#8 PEM private key for the calling service
+    /// and a JWKS with its public half to register with `client create --jwks-file`.
+    Keypair(keypair::KeypairArgs),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Trust external identity tokens (CI/CD, Kubernetes, SPIFFE) for a client.
+    #[command(subcommand)]
+    Trust(trust::TrustCommand),
     /// Show the admin changes recorded in the database.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -150,8 +158,10 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Client(cmd) => client::run(&admin(&cli.db).await?, cmd).await,
         Command::Keys(cmd) => keys::run(&cli.db, &admin(&cli.db).await?, cmd).await,
+        Command::Trust(cmd) => trust::run(&admin(&cli.db).await?, cmd).await,
         Command::Audit(cmd) => audit::run(&admin(&cli.db).await?, cmd).await,
         Command::Token(args) => token::run(args).await,
+        Command::Keypair(args) => keypair::run(args),
     }
 }
 

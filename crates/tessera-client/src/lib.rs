@@ -20,20 +20,57 @@
 //! let resp = api.send(api.get("https://orders.internal/internal/ping")).await?;
 //! # let _ = resp; Ok(()) }
 //! ```
+//!
+//! Three ways to prove who the caller is, each starting a [`TokenSourceBuilder`]; caching,
+//! retries and discovery work the same for all:
+//!
+//! - [`TokenSource::builder`]: a client id and secret (`client_secret_basic`).
+//! - [`TokenSource::private_key_jwt`]: a client id and a [`PrivateKey`] that signs a fresh
+//!   assertion per token request (RFC 7523 §2.2). The server holds only the public key.
+//! - [`TokenSource::assertion`]: an [`AssertionSource`] — a Kubernetes service account token
+//!   file, a callback, or GitHub Actions — traded for tokens with the JWT-bearer grant
+//!   (RFC 7523 §2.1). No client id, nothing secret to store.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use tessera_client::{AssertionSource, PrivateKey, TokenSource};
+//!
+//! // A PKCS#8 PEM key, e.g. from `tessera keypair --alg ES256 …`; parsed once, here.
+//! let pem = std::fs::read_to_string("/etc/orders/tessera-key.pem")?;
+//! let key = PrivateKey::from_pem(&pem, Some("orders-2027".into()))?;
+//! let source = TokenSource::private_key_jwt("tc_Q2x…", key)
+//!     .issuer("https://auth.example.com")     // also the assertions' `aud`
+//!     .scope("s2s:internal")
+//!     .build()?;
+//! let token = source.token().await?;
+//!
+//! // In a pod: the projected service account token, re-read for every token request.
+//! let k8s = TokenSource::assertion(AssertionSource::file(
+//!     "/var/run/secrets/tokens/tessera",
+//! ))
+//! .issuer("https://auth.example.com")
+//! .build()?;
+//! # let _ = (token, k8s); Ok(()) }
+//! ```
 #![deny(missing_docs)]
 
+mod assertion;
 mod authorized;
 mod clock;
+mod credential;
 mod discovery;
 mod error;
+mod key;
 mod request;
 mod retry;
 mod secret;
 mod source;
 
+pub use assertion::AssertionSource;
 pub use authorized::AuthorizedClient;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::TokenError;
+pub use error::{AssertionError, KeyError, TokenError};
+pub use key::{KeyAlg, PrivateKey};
 pub use retry::RetryPolicy;
 pub use secret::AccessToken;
 pub use source::{TokenSource, TokenSourceBuilder};

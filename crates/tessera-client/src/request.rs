@@ -1,5 +1,5 @@
-//! One token request on the wire (RFC 6749 §4.4.2 with `client_secret_basic`) and the reading
-//! of its answer (§5.1 success, §5.2 error).
+//! One token request on the wire (RFC 6749 §4.4.2, authenticated as `credential` says) and the
+//! reading of its answer (§5.1 success, §5.2 error).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,29 +19,32 @@ pub(crate) enum Attempt {
 impl TokenSource {
     pub(crate) async fn attempt(&self, url: &str) -> Attempt {
         let inner = &self.inner;
-        let scope = inner.scopes.join(" ");
-        let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
-        if !scope.is_empty() {
-            form.push(("scope", &scope));
+        let audience = inner.issuer.as_deref().unwrap_or(url);
+        let wire = match inner.credential.wire(&inner.http, audience).await {
+            Ok(w) => w,
+            Err(TokenError::Assertion(e)) if e.is_transient() => {
+                return Attempt::Retry {
+                    reason: format!("assertion: {e}"),
+                    after: None,
+                }
+            }
+            Err(e) => return Attempt::Done(Err(e)),
+        };
+        let mut form = wire.form;
+        if !inner.scopes.is_empty() {
+            form.push(("scope", inner.scopes.join(" ")));
         }
         if let Some(a) = &inner.audience {
-            form.push(("resource", a));
+            form.push(("resource", a.clone()));
         }
-        // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic's base64.
-        let (id, secret) = (
-            form_encode(&inner.client_id),
-            form_encode(inner.secret.expose()),
-        );
-        let resp = match inner
-            .http
-            .post(url)
-            .basic_auth(id, Some(secret))
-            .form(&form)
-            .send()
-            .await
-        {
+        let mut req = inner.http.post(url).form(&form);
+        if let Some((id, secret)) = wire.basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        let resp = match req.send().await {
             Ok(r) => r,
-            // The error text never contains the secret (it is in a header reqwest does not print).
+            // The error text never contains a credential: reqwest prints neither headers nor
+            // the form.
             Err(e) => {
                 return Attempt::Retry {
                     reason: e.without_url().to_string(),

@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::clock::{Clock, SystemClock};
+use crate::credential::Credential;
 use crate::discovery::Endpoint;
 use crate::retry::RetryPolicy;
-use crate::{AccessToken, ClientSecret, TokenError};
+use crate::{AccessToken, AssertionSource, ClientSecret, PrivateKey, TokenError};
 
 pub(crate) struct Cached {
     pub(crate) token: AccessToken,
@@ -18,8 +19,9 @@ pub(crate) struct Cached {
 }
 
 pub(crate) struct Inner {
-    pub(crate) client_id: String,
-    pub(crate) secret: ClientSecret,
+    pub(crate) credential: Credential,
+    /// The issuer, when configured: the `aud` of client assertions.
+    pub(crate) issuer: Option<String>,
     pub(crate) scopes: Vec<String>,
     pub(crate) audience: Option<String>,
     pub(crate) endpoint: Endpoint,
@@ -41,8 +43,7 @@ pub struct TokenSource {
 impl fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenSource")
-            .field("client_id", &self.inner.client_id)
-            .field("secret", &self.inner.secret)
+            .field("credential", &self.inner.credential)
             .field("scopes", &self.inner.scopes)
             .field("audience", &self.inner.audience)
             .finish_non_exhaustive()
@@ -51,8 +52,7 @@ impl fmt::Debug for TokenSource {
 
 /// Builds a [`TokenSource`].
 pub struct TokenSourceBuilder {
-    pub(crate) client_id: String,
-    pub(crate) secret: ClientSecret,
+    pub(crate) credential: Credential,
     pub(crate) scopes: Vec<String>,
     pub(crate) audience: Option<String>,
     pub(crate) issuer: Option<String>,
@@ -65,12 +65,15 @@ pub struct TokenSourceBuilder {
 
 impl TokenSourceBuilder {
     /// Find the token endpoint by RFC 8414 discovery at this issuer (checked to match exactly).
+    /// With [`TokenSource::private_key_jwt`], this is also the assertions' `aud`, even when
+    /// [`TokenSourceBuilder::token_url`] is set too.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
         self
     }
 
-    /// Use this token endpoint directly.
+    /// Use this token endpoint directly. With [`TokenSource::private_key_jwt`] and no
+    /// [`TokenSourceBuilder::issuer`], the assertions' `aud` is this URL.
     pub fn token_url(mut self, url: impl Into<String>) -> Self {
         self.token_url = Some(url.into());
         self
@@ -114,7 +117,7 @@ impl TokenSourceBuilder {
 
     /// Check the settings and build. Nothing is fetched yet.
     pub fn build(self) -> Result<TokenSource, TokenError> {
-        if self.client_id.is_empty() {
+        if self.credential.client_id().is_some_and(str::is_empty) {
             return Err(TokenError::Config("client id is required".into()));
         }
         if !(0.1..=0.95).contains(&self.refresh_ratio) {
@@ -122,6 +125,7 @@ impl TokenSourceBuilder {
                 "refresh ratio must be between 0.1 and 0.95".into(),
             ));
         }
+        let issuer = self.issuer.clone();
         let endpoint = match (self.token_url, self.issuer) {
             (Some(url), _) => Endpoint::Token(url),
             (None, Some(issuer)) => Endpoint::Discover {
@@ -144,8 +148,8 @@ impl TokenSourceBuilder {
         };
         Ok(TokenSource {
             inner: Arc::new(Inner {
-                client_id: self.client_id,
-                secret: self.secret,
+                credential: self.credential,
+                issuer,
                 scopes: self.scopes,
                 audience: self.audience,
                 endpoint,
@@ -161,11 +165,37 @@ impl TokenSourceBuilder {
 }
 
 impl TokenSource {
-    /// Start building a token source for a client id and secret.
+    /// Start building a token source that authenticates with a client id and secret
+    /// (`client_secret_basic`).
     pub fn builder(client_id: impl Into<String>, secret: ClientSecret) -> TokenSourceBuilder {
-        TokenSourceBuilder {
+        Self::with_credential(Credential::Secret {
             client_id: client_id.into(),
             secret,
+        })
+    }
+
+    /// Start building a token source that authenticates with a JWT signed by `key`
+    /// (`private_key_jwt`, RFC 7523 §2.2): no secret is stored or sent. The server must know
+    /// the key's public half for this client. Each token request carries a new assertion
+    /// (`iss` = `sub` = `client_id`, `aud` = the issuer, 60 s lifetime, fresh `jti`).
+    pub fn private_key_jwt(client_id: impl Into<String>, key: PrivateKey) -> TokenSourceBuilder {
+        Self::with_credential(Credential::PrivateKeyJwt {
+            client_id: client_id.into(),
+            key,
+        })
+    }
+
+    /// Start building a token source that trades an assertion from elsewhere (a Kubernetes
+    /// service account token, a GitHub Actions ID token, …) for access tokens with the
+    /// JWT-bearer grant (RFC 7523 §2.1). No client id or secret: the server finds the client
+    /// from the assertion's issuer and subject.
+    pub fn assertion(source: AssertionSource) -> TokenSourceBuilder {
+        Self::with_credential(Credential::Assertion(source))
+    }
+
+    fn with_credential(credential: Credential) -> TokenSourceBuilder {
+        TokenSourceBuilder {
+            credential,
             scopes: Vec::new(),
             audience: None,
             issuer: None,
