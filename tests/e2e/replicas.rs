@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-fn master_key() -> String {
+pub(crate) fn master_key() -> String {
     let mut b = [0u8; 32];
     aws_lc_rs::rand::fill(&mut b).unwrap();
     STANDARD.encode(b)
