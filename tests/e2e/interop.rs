@@ -12,6 +12,11 @@
 //!
 //! Stacks that cannot be installed here (Spring Security, ASP.NET Core) get one test that pins
 //! what their documented set-ups read from Tessera.
+//!
+//! The other direction, callers without a shared secret: client libraries authenticate with
+//! `private_key_jwt` (RFC 7523 §2.2) on their own defaults and get tokens, and the same
+//! assertion sent twice is refused (`tests/interop/pkjwt_python.py`: Authlib;
+//! `tests/interop/pkjwt_node.mjs`: openid-client v6).
 
 use std::io::Read;
 use std::os::unix::process::CommandExt as _;
@@ -299,6 +304,287 @@ e2e_test! {
     }
 }
 
+// --- Callers without a shared secret: private_key_jwt (RFC 7523 §2.2) from client libraries ---
+//
+// The libraries sign the client assertion themselves, with keys they generate, on their own
+// defaults: `tests/interop/pkjwt_python.py` (Authlib) and `tests/interop/pkjwt_node.mjs`
+// (openid-client v6 on oauth4webapi). Each test runs its script twice: `keygen` writes a
+// private key and a public JWKS, the test registers the JWKS with `tessera client create
+// --auth private_key_jwt --jwks-file`, and `token` gets a token with the library and sends the
+// same assertion a second time. The test then checks what the library sent, that the token
+// verifies against the server's JWKS (jsonwebtoken, see `harness::verify`), and that the
+// replay was refused.
+
+e2e_test! {
+    /// Authlib's `PrivateKeyJWT` on its defaults (RS256, `aud` = the token endpoint URL, `exp` =
+    /// `iat` + 3600, no `kid`) as the client authentication of its requests `OAuth2Session`:
+    /// `fetch_token(token_endpoint, grant_type="client_credentials")` gets a token, the same
+    /// assertion sent again is refused, and introspection and revocation through the same
+    /// session work too. The registered JWKS holds two RSA keys without `kid`, the signing one
+    /// second (an old and a new key during a rotation), so the server has to try each.
+    async fn private_key_jwt_authlib() {
+        let env = TestEnv::sqlite();
+        let server = env.start(&[]);
+        install_libraries();
+
+        let dir = key_dir(&env);
+        let keys = run_script(
+            &mut python_script(&["keygen", &dir]),
+            "python3 tests/interop/pkjwt_python.py keygen",
+        );
+        let created = register_private_key_jwt(&env, "authlib", &keys["jwks_file"]);
+        assert_eq!(created["jwks"]["keys"].as_array().map(Vec::len), Some(2), "{created}");
+        let client_id = created["client_id"].as_str().unwrap();
+
+        let input = json!({
+            "issuer": server.base,
+            "client_id": client_id,
+            "private_key_file": keys["private_key_file"],
+            "scope": SCOPE,
+        });
+        let input_path = env.data_dir.join("pkjwt-authlib.json");
+        std::fs::write(&input_path, input.to_string()).unwrap();
+        let report = run_script(
+            &mut python_script(&["token", input_path.to_str().unwrap()]),
+            "python3 tests/interop/pkjwt_python.py token",
+        );
+        let context = serde_json::to_string_pretty(&report).unwrap();
+
+        // What Authlib sent: its defaults, unchanged.
+        let header = &report["assertion"]["header"];
+        let claims = &report["assertion"]["claims"];
+        assert_eq!(header["alg"], "RS256", "{context}");
+        assert!(header.get("kid").is_none(), "Authlib sends no kid: {context}");
+        assert_eq!(claims["aud"], server.url("/oauth/token"), "{context}");
+        assert_eq!(claims["iss"], client_id, "{context}");
+        assert_eq!(claims["sub"], client_id, "{context}");
+        let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+        assert_eq!(lifetime, 3600, "Authlib signs exp = iat + 3600: {context}");
+        assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()), "{context}");
+        assert_eq!(
+            report["assertion"]["form_fields"],
+            json!(["client_assertion", "client_assertion_type", "grant_type", "scope"]),
+            "{context}"
+        );
+
+        // The token Authlib got.
+        assert_eq!(report["token"]["token_type"], "Bearer", "{context}");
+        let token = report["token"]["access_token"].as_str().expect("access_token");
+        check_token(&server, token, client_id).await;
+
+        assert_replay_refused(&server, &report["replay"], &context);
+
+        // Introspection and revocation, authenticated the same way (each call a new assertion).
+        assert_eq!(report["introspection"]["status"], 200, "{context}");
+        assert_eq!(report["introspection"]["body"]["active"], true, "{context}");
+        assert_eq!(report["introspection"]["body"]["client_id"], client_id, "{context}");
+        assert_eq!(report["revocation_status"], 200, "{context}");
+        assert_eq!(
+            report["introspection_after_revocation"]["body"],
+            json!({"active": false}),
+            "{context}"
+        );
+    }
+}
+
+e2e_test! {
+    /// openid-client v6 (`discovery` with `PrivateKeyJwt`, then `clientCredentialsGrant`) with an
+    /// ES256 key from WebCrypto whose JWK and assertions carry a `kid`.
+    async fn private_key_jwt_openid_client_es256() {
+        let report = openid_client_grants("ES256", Some("interop-es256"), &[None]).await;
+        let context = serde_json::to_string_pretty(&report).unwrap();
+        let header = &report["grants"][0]["header"];
+        assert_eq!(header["alg"], "ES256", "{context}");
+        assert_eq!(header["kid"], "interop-es256", "{context}");
+    }
+}
+
+e2e_test! {
+    /// openid-client v6 with an Ed25519 key from WebCrypto, no `kid` in its JWK or its
+    /// assertions. oauth4webapi names the algorithm `Ed25519` (RFC 9864) in its 3.x versions,
+    /// `EdDSA` in older ones: the test gets a token with the library's own choice and with each
+    /// name set through its `modifyAssertion` hook, so both are accepted whichever this version
+    /// picks.
+    async fn private_key_jwt_openid_client_ed25519() {
+        // The public JWK is registered as WebCrypto exports it: Node's `exportKey("jwk")` writes
+        // `"alg": "Ed25519"` (RFC 9864's name) into an Ed25519 key.
+        let report =
+            openid_client_grants("Ed25519", None, &[None, Some("EdDSA"), Some("Ed25519")]).await;
+        let context = serde_json::to_string_pretty(&report).unwrap();
+        let algs: Vec<&str> = report["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                assert!(g["header"].get("kid").is_none(), "no kid: {context}");
+                g["header"]["alg"].as_str().unwrap()
+            })
+            .collect();
+        assert!(
+            matches!(algs[..], ["Ed25519" | "EdDSA", "EdDSA", "Ed25519"]),
+            "{algs:?}: {context}"
+        );
+    }
+}
+
+/// Registers a `private_key_jwt` client for [`SCOPE`] and [`AUDIENCE`] with the JWKS in
+/// `jwks_file`; returns what `client create --output json` printed.
+fn register_private_key_jwt(env: &TestEnv, name: &str, jwks_file: &Value) -> Value {
+    let jwks_file = jwks_file.as_str().expect("jwks_file");
+    let created = env.cli_json(&[
+        "client",
+        "create",
+        "--output",
+        "json",
+        "--name",
+        name,
+        "--scope",
+        SCOPE,
+        "--audience",
+        AUDIENCE,
+        "--auth",
+        "private_key_jwt",
+        "--jwks-file",
+        jwks_file,
+    ]);
+    assert_eq!(
+        created["token_endpoint_auth_method"], "private_key_jwt",
+        "{created}"
+    );
+    assert!(
+        created.get("client_secret").is_none(),
+        "a private_key_jwt client has no secret: {created}"
+    );
+    created
+}
+
+/// Where a test's scripts write their keys: a folder of the test's own data directory.
+fn key_dir(env: &TestEnv) -> String {
+    let dir = env.data_dir.join("client-keys");
+    std::fs::create_dir(&dir).unwrap();
+    dir.to_str().unwrap().to_owned()
+}
+
+/// Starts a server, registers an openid-client key of `alg` (`ES256` or `Ed25519`, with `kid`
+/// or without) and gets one token per entry of `header_algs` (`None`: the library's own `alg`,
+/// else that name in the header), each checked: the assertion's `aud` is the issuer (what
+/// oauth4webapi sends), `iss` = `sub` = the client, the body names the client too, the token
+/// verifies, and the last assertion sent again is refused. Returns the script's report.
+async fn openid_client_grants(alg: &str, kid: Option<&str>, header_algs: &[Option<&str>]) -> Value {
+    let env = TestEnv::sqlite();
+    let server = env.start(&[]);
+    install_libraries();
+
+    let dir = key_dir(&env);
+    let mut keygen = vec!["keygen", alg, &dir];
+    keygen.extend(kid);
+    let keys = run_script(
+        &mut node_script(&keygen),
+        "node tests/interop/pkjwt_node.mjs keygen",
+    );
+    let created =
+        register_private_key_jwt(&env, &format!("openid-client-{alg}"), &keys["jwks_file"]);
+    let client_id = created["client_id"].as_str().unwrap().to_owned();
+
+    let input = json!({
+        "issuer": server.base,
+        "client_id": client_id,
+        "private_jwk_file": keys["private_jwk_file"],
+        "kid": kid,
+        "scope": SCOPE,
+        "header_algs": header_algs,
+    });
+    let input_path = env.data_dir.join(format!("pkjwt-openid-client-{alg}.json"));
+    std::fs::write(&input_path, input.to_string()).unwrap();
+    let report = run_script(
+        &mut node_script(&["token", input_path.to_str().unwrap()]),
+        "node tests/interop/pkjwt_node.mjs token",
+    );
+    let context = serde_json::to_string_pretty(&report).unwrap();
+
+    // What discovery told the library.
+    let metadata = &report["server_metadata"];
+    assert_eq!(
+        metadata["token_endpoint"],
+        server.url("/oauth/token"),
+        "{context}"
+    );
+    let methods = metadata["token_endpoint_auth_methods_supported"]
+        .as_array()
+        .expect("token_endpoint_auth_methods_supported");
+    assert!(methods.contains(&json!("private_key_jwt")), "{context}");
+    assert_eq!(
+        metadata["token_endpoint_auth_signing_alg_values_supported"],
+        json!(["RS256", "PS256", "ES256", "EdDSA"]),
+        "{context}"
+    );
+
+    let grants = report["grants"].as_array().unwrap();
+    assert_eq!(grants.len(), header_algs.len(), "{context}");
+    for grant in grants {
+        let claims = &grant["claims"];
+        assert_eq!(claims["aud"], server.base.as_str(), "{context}");
+        assert_eq!(claims["iss"], client_id.as_str(), "{context}");
+        assert_eq!(claims["sub"], client_id.as_str(), "{context}");
+        assert!(
+            grant["form_fields"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("client_id")),
+            "{context}"
+        );
+        assert_eq!(grant["token"]["scope"], SCOPE, "{context}");
+        let token = grant["token"]["access_token"]
+            .as_str()
+            .expect("access_token");
+        check_token(&server, token, &client_id).await;
+    }
+    assert_replay_refused(&server, &report["replay"], &context);
+    report
+}
+
+/// The token verifies against the server's JWKS (issuer, audience, `typ: at+jwt`) and was
+/// issued to `client_id` with [`SCOPE`].
+async fn check_token(server: &Server, token: &str, client_id: &str) {
+    let claims = verify(server, token, AUDIENCE).await;
+    assert_eq!(claims["sub"], client_id, "{claims}");
+    assert_eq!(claims["client_id"], client_id, "{claims}");
+    assert_eq!(claims["scope"], SCOPE, "{claims}");
+}
+
+/// The second use of one assertion got 401 `invalid_client`, and for that reason: the audit
+/// event names the replayed `jti` (the answer itself does not say why, on purpose).
+fn assert_replay_refused(server: &Server, replay: &Value, context: &str) {
+    assert_eq!(replay["status"], 401, "the replayed assertion: {context}");
+    assert_eq!(
+        replay["body"]["error"], "invalid_client",
+        "the replayed assertion: {context}"
+    );
+    assert_eq!(
+        server.count_logs("\"jti replayed\""),
+        1,
+        "one client_auth_failed event for the replay; server logs:\n{}",
+        server.logs()
+    );
+}
+
+/// `python3 -s -B tests/interop/pkjwt_python.py ARGS` on the installed packages.
+fn python_script(args: &[&str]) -> Command {
+    let mut cmd = Command::new("python3");
+    // -s: no user site-packages; -B: no .pyc files in the checkout.
+    cmd.args(["-s", "-B", "pkjwt_python.py"])
+        .args(args)
+        .env("PYTHONPATH", python_deps());
+    cmd
+}
+
+/// `node tests/interop/pkjwt_node.mjs ARGS` on the installed packages.
+fn node_script(args: &[&str]) -> Command {
+    let mut cmd = Command::new("node");
+    cmd.arg("pkjwt_node.mjs").args(args);
+    cmd
+}
+
 /// `tessera client create` with these (space-separated) arguments.
 fn create_client(env: &TestEnv, args: &str) -> TestClient {
     env.create_client(&args.split_whitespace().collect::<Vec<_>>())
@@ -505,6 +791,18 @@ fn install_node() -> Result<(), String> {
 /// Runs a checker and parses its report ({"results", "reasons"}); panics with its output when
 /// it fails or prints something else.
 fn run_checker(cmd: &mut Command, what: &str) -> Value {
+    let report = run_script(cmd, what);
+    assert!(
+        report["results"].is_object() && report["reasons"].is_object(),
+        "{what}: {report}"
+    );
+    report
+}
+
+/// Runs one of the scripts in tests/interop (from that folder, for at most [`CHECK_TIMEOUT`])
+/// and parses the one JSON object it prints; panics with its output when it fails or prints
+/// something else.
+fn run_script(cmd: &mut Command, what: &str) -> Value {
     // Only the issuer on 127.0.0.1 is contacted, never through a proxy.
     cmd.current_dir(interop_dir())
         .env("NO_PROXY", "127.0.0.1,localhost")
@@ -517,18 +815,13 @@ fn run_checker(cmd: &mut Command, what: &str) -> Value {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "{what} printed no JSON report ({e}):\n{}\nstderr:\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         )
-    });
-    assert!(
-        report["results"].is_object() && report["reasons"].is_object(),
-        "{what}: {report}"
-    );
-    report
+    })
 }
 
 fn run_python_checker(input: &Path) -> Value {

@@ -151,7 +151,36 @@ impl TestIssuer {
                 let s1 = st.clone();
                 let u1 = url.clone();
                 let s2 = st.clone();
+                let s3 = st.clone();
+                let u3 = url.clone();
                 let app = axum::Router::new()
+                    .route(
+                        // A GitHub Actions runner's ID-token endpoint
+                        // (ACTIONS_ID_TOKEN_REQUEST_URL), with the request token "runner-token".
+                        "/actions-token",
+                        axum::routing::get(
+                            move |q: axum::extract::Query<std::collections::HashMap<String, String>>,
+                                  headers: axum::http::HeaderMap| {
+                                let s = s3.clone();
+                                let u = u3.clone();
+                                async move {
+                                    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+                                    if auth != Some("Bearer runner-token") {
+                                        return (axum::http::StatusCode::FORBIDDEN, String::new());
+                                    }
+                                    let t = now();
+                                    let claims = json!({"iss": u, "aud": q.get("audience").cloned().unwrap_or_default(),
+                                        "sub": "repo:acme/app:ref:refs/heads/main", "repository": "acme/app",
+                                        "repository_owner": "acme", "ref": "refs/heads/main", "iat": t, "nbf": t, "exp": t + 300,
+                                        "jti": "gh-runner"});
+                                    let g = s.lock().unwrap();
+                                    let (kid, key) = g.keys.last().unwrap();
+                                    let jwt = key.sign(json!({"typ": "JWT", "kid": kid}), &claims);
+                                    (axum::http::StatusCode::OK, json!({"count": 1, "value": jwt}).to_string())
+                                }
+                            },
+                        ),
+                    )
                     .route(
                         "/.well-known/openid-configuration",
                         axum::routing::get(move || {

@@ -313,3 +313,69 @@ e2e_test! {
         }
     }
 }
+
+e2e_test! {
+    /// The one-line CI steps: `tessera keypair` then `tessera token --private-key-file`; a
+    /// Kubernetes-style token file; a GitHub Actions runner's token endpoint. No stored secret.
+    async fn cli_callers_without_a_secret() {
+        let env = TestEnv::sqlite();
+        let server = env.start(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let (key_file, jwks_file) = (dir.path().join("key.pem"), dir.path().join("jwks.json"));
+        let out = env.cli(&["keypair", "--alg", "ES256", "--private-key-out", key_file.to_str().unwrap(),
+            "--jwks-out", jwks_file.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let v = env.cli_json(&["client", "create", "--output", "json", "--name", "ci", "--scope", "deploy:write",
+            "--auth", "private_key_jwt", "--jwks-file", jwks_file.to_str().unwrap()]);
+        let id = v["client_id"].as_str().unwrap();
+        let token = |args: &[&str]| {
+            let mut all = vec!["token", "--issuer", server.base.as_str()];
+            all.extend_from_slice(args);
+            let out = env.cli_env(&all, &[("TESSERA_CLIENT_SECRET", "")]);
+            assert!(out.status.success(), "{all:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        };
+        let at = token(&["--client-id", id, "--private-key-file", key_file.to_str().unwrap()]);
+        let jwks: jsonwebtoken::jwk::JwkSet = get_json(&server, "/jwks.json").await;
+        let claims = verify_with(&jwks, &server.base, &at, &server.base);
+        assert_eq!(claims["sub"], id);
+        // Twice in a row: a fresh assertion (new jti) each time.
+        token(&["--client-id", id, "--private-key-file", key_file.to_str().unwrap()]);
+        // Refuses to overwrite a key.
+        let out = env.cli(&["keypair", "--private-key-out", key_file.to_str().unwrap(), "--jwks-out",
+            dir.path().join("other.json").to_str().unwrap()]);
+        assert!(!out.status.success());
+
+        // Federated: an assertion file (re-read every time), and a GitHub Actions runner.
+        let gh = TestIssuer::start();
+        let deploy = env.create_client(&["--name", "deploy", "--scope", "deploy:write"]);
+        env.cli_json(&["trust", "add", "--output", "json", "--name", "gh", "--issuer", &gh.url, "--audience", "tessera",
+            "--subject", "repo:acme/app:ref:refs/heads/main", "--client", &deploy.id]);
+        let file = dir.path().join("token");
+        let t = now();
+        std::fs::write(&file, gh.mint(&json!({"iss": gh.url, "aud": "tessera", "sub": "repo:acme/app:ref:refs/heads/main",
+            "iat": t, "exp": t + 300})) + "\n").unwrap();
+        assert!(eventually(Duration::from_secs(3), || async {
+            let out = env.cli(&["token", "--issuer", &server.base, "--assertion-file", file.to_str().unwrap()]);
+            out.status.success()
+        }).await);
+        let at = token(&["--assertion-file", file.to_str().unwrap()]);
+        assert_eq!(verify_with(&jwks, &server.base, &at, &server.base)["sub"], deploy.id.as_str());
+        let out = env.cli_env(&["token", "--issuer", &server.base, "--github-actions", "--assertion-audience", "tessera"],
+            &[("ACTIONS_ID_TOKEN_REQUEST_URL", &format!("{}/actions-token?api-version=2.0", gh.url)),
+              ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "runner-token")]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let at = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(verify_with(&jwks, &server.base, at.trim(), &server.base)["sub"], deploy.id.as_str());
+        // Outside a runner: one clear line.
+        let out = env.cli_env(&["token", "--issuer", &server.base, "--github-actions", "--assertion-audience", "tessera"],
+            &[("ACTIONS_ID_TOKEN_REQUEST_URL", ""), ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "")]);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("ACTIONS_ID_TOKEN_REQUEST"));
+    }
+}

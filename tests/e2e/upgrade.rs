@@ -175,6 +175,17 @@ async fn previous_data_keeps_working(env: &TestEnv, expected: &Value) {
     let listed = env.cli_json(&["client", "list", "--output", "json"]);
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), 5, "exactly the fixture's clients: {listed:?}");
+    // Migration 0005 gave every existing client the secret method it had.
+    for c in listed {
+        assert_eq!(
+            c["token_endpoint_auth_method"], "client_secret_basic",
+            "{c}"
+        );
+    }
+    assert_eq!(
+        env.cli_json(&["trust", "list", "--output", "json"]),
+        serde_json::json!([])
+    );
     for name in ["plain", "rich", "rotated", "revoked", "disabled"] {
         let want = &expected["clients"][name];
         assert_listed_as_recorded(

@@ -97,6 +97,23 @@ fn der_rsa_public_key(n: &[u8], e: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Parse a JWKS document. A key whose `alg` is `Ed25519` (RFC 9864's fully specified name, which
+/// Node's WebCrypto writes into exported Ed25519 keys) is read as `EdDSA`, the name the JWK
+/// parser knows; without this it would be skipped as an unknown algorithm.
+pub(crate) fn parse_jwks(bytes: &[u8]) -> Result<JwkSet, serde_json::Error> {
+    let mut doc: serde_json::Value = serde_json::from_slice(bytes)?;
+    if let Some(keys) = doc.get_mut("keys").and_then(|k| k.as_array_mut()) {
+        for key in keys {
+            let ed25519 = key.get("kty").and_then(|v| v.as_str()) == Some("OKP")
+                && key.get("crv").and_then(|v| v.as_str()) == Some("Ed25519");
+            if ed25519 && key.get("alg").and_then(|v| v.as_str()) == Some("Ed25519") {
+                key["alg"] = "EdDSA".into();
+            }
+        }
+    }
+    serde_json::from_value(doc)
+}
+
 /// A fetched key set.
 pub(crate) struct KeySet {
     pub keys: HashMap<String, Arc<KeyEntry>>,
@@ -477,7 +494,7 @@ impl JwksCache {
             }
         };
         let resp = fetcher.get(&url).await?;
-        let jwks: JwkSet = serde_json::from_slice(&resp.body).map_err(|e| FetchError {
+        let jwks: JwkSet = parse_jwks(&resp.body).map_err(|e| FetchError {
             url: url.clone(),
             reason: format!("not a JWKS: {e}"),
         })?;

@@ -172,7 +172,7 @@ impl Keys {
         };
         let (source, initial) = match source {
             KeySource::Static(json) => {
-                let jwks: JwkSet = serde_json::from_str(&json)
+                let jwks: JwkSet = crate::cache::parse_jwks(json.as_bytes())
                     .map_err(|e| ConfigError::Jwks(format!("not a JWKS: {e}")))?;
                 let mut set = KeySet::from_jwks(&jwks, settings.key_use.as_deref());
                 if set.keys.is_empty() && set.unnamed.is_empty() {
@@ -323,8 +323,8 @@ impl Keys {
 /// given `use`, see [`KeyCacheSettings::key_use`]). Returns the key ids (keys without one are
 /// counted but have no id).
 pub fn check_jwks(json: &str, key_use: Option<&str>) -> Result<(Vec<String>, usize), ConfigError> {
-    let jwks: JwkSet =
-        serde_json::from_str(json).map_err(|e| ConfigError::Jwks(format!("not a JWKS: {e}")))?;
+    let jwks: JwkSet = crate::cache::parse_jwks(json.as_bytes())
+        .map_err(|e| ConfigError::Jwks(format!("not a JWKS: {e}")))?;
     let set = KeySet::from_jwks(&jwks, key_use);
     let count = set.keys.len() + set.unnamed.len();
     if count == 0 {
@@ -424,5 +424,75 @@ impl KeyCaches {
         map.insert(key.clone(), keys.clone());
         order.push_back(key);
         Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+
+    fn signed(key: &Ed25519KeyPair, header: &str, claims: &str) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        let sig = key.sign(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+    }
+
+    #[tokio::test]
+    async fn static_keys_without_kid_and_the_rfc9864_name() {
+        let key = Ed25519KeyPair::generate().unwrap();
+        let x = URL_SAFE_NO_PAD.encode(key.public_key().as_ref());
+        // As WebCrypto exports it: `alg` is the fully specified name.
+        let jwks =
+            format!(r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","x":"{x}","alg":"Ed25519"}}]}}"#);
+        assert_eq!(check_jwks(&jwks, None).unwrap().1, 1);
+        let keys = Keys::new(
+            KeySource::Static(jwks),
+            &KeyCacheSettings::default(),
+            None,
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let algs = [Algorithm::EdDSA];
+        for alg in ["EdDSA", "Ed25519"] {
+            let jws = signed(&key, &format!(r#"{{"alg":"{alg}"}}"#), r#"{"sub":"a"}"#);
+            let ok = keys.verify(&jws, &algs, 4096).await.unwrap();
+            assert_eq!(
+                (ok.alg, ok.payload.as_str()),
+                (Algorithm::EdDSA, r#"{"sub":"a"}"#)
+            );
+        }
+        // Not allowed, or not signed: refused before any key is used.
+        for (header, want) in [
+            (r#"{"alg":"HS256"}"#, InvalidToken::AlgorithmNotAllowed),
+            (r#"{"alg":"none"}"#, InvalidToken::AlgorithmNotAllowed),
+            (
+                r#"{"alg":"EdDSA","crit":["x"]}"#,
+                InvalidToken::CriticalHeader,
+            ),
+            (r#"{"alg":"EdDSA","kid":"other"}"#, InvalidToken::UnknownKey),
+        ] {
+            let jws = signed(&key, header, "{}");
+            assert_eq!(
+                keys.verify(&jws, &algs, 4096).await.unwrap_err(),
+                want.into(),
+                "{header}"
+            );
+        }
+        let other = Ed25519KeyPair::generate().unwrap();
+        let forged = signed(&other, r#"{"alg":"EdDSA"}"#, "{}");
+        assert_eq!(
+            keys.verify(&forged, &algs, 4096).await.unwrap_err(),
+            InvalidToken::BadSignature.into()
+        );
+        assert_eq!(
+            keys.verify(&forged, &algs, 10).await.unwrap_err(),
+            InvalidToken::TooLarge.into()
+        );
     }
 }

@@ -178,7 +178,7 @@ impl VerifierBuilder {
         };
         let (source, initial) = match self.keys {
             KeysFrom::Static(json) => {
-                let jwks: JwkSet = serde_json::from_slice(&json)
+                let jwks: JwkSet = crate::cache::parse_jwks(&json)
                     .map_err(|e| ConfigError::Jwks(format!("not a JWKS: {e}")))?;
                 let mut set = KeySet::from_jwks(&jwks, None);
                 if set.keys.is_empty() && set.unnamed.is_empty() {
