@@ -284,6 +284,15 @@ pub(crate) async fn run(admin: &Admin, cmd: ClientCommand) -> anyhow::Result<()>
             if auth == Some(AuthArg::PrivateKeyJwt) && keys.is_none() {
                 anyhow::bail!("--auth private_key_jwt needs --jwks-file or --jwks-uri");
             }
+            if keys.is_some() && auth != Some(AuthArg::PrivateKeyJwt) {
+                // Switching revokes the client's secrets at once: only when asked in so many words.
+                let current = admin.show_client(&id).await?;
+                if current.token_endpoint_auth_method != "private_key_jwt" {
+                    anyhow::bail!(
+                        "client {id} uses a secret; add --auth private_key_jwt to switch it to keys (its secrets are revoked at once)"
+                    );
+                }
+            }
             let input = UpdateClient {
                 use_secret: auth == Some(AuthArg::ClientSecret),
                 keys,

@@ -137,6 +137,15 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
     if max_connections == 0 {
         anyhow::bail!("--max-connections must be at least 1");
     }
+    // Bad configuration fails at start-up, not at the first request.
+    if args.max_assertion_lifetime < Duration::from_secs(10)
+        || args.max_assertion_lifetime > Duration::from_secs(86_400)
+    {
+        anyhow::bail!("--max-assertion-lifetime must be between 10s and 24h");
+    }
+    if args.external_jwks_cooldown > Duration::from_secs(3600) {
+        anyhow::bail!("--external-jwks-cooldown must be at most 1h");
+    }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let config = ServerConfig {
         listen: args.listen,

@@ -88,7 +88,8 @@ fn github(iss: &str, sub: &str, environment: &str) -> Value {
 both_backends! {
     async fn github_actions_preset_and_negative_table(env) {
         let gh = TestIssuer::start();
-        let server = env.start(&["--external-jwks-cooldown", "1s"]);
+        // Successful exchanges are audited at debug level, like every issued token.
+        let server = env.start_env(&["--external-jwks-cooldown", "1s"], &[("TESSERA_LOG", "info,tessera::audit=debug")]);
         let client = deploy_client(&env);
         let main_sub = "repo:acme/app:environment:prod";
         let v = trust(&env, &["--name", "github-deploy", "--issuer", &gh.url, "--audience", "https://tessera.test",
@@ -105,6 +106,13 @@ both_backends! {
         assert_eq!(at["scope"], "deploy:write");
         // The same external token may be exchanged again until it expires (no jti check here).
         assert_eq!(exchange(&server, &good).await.0, 200);
+        // A client_id alone names the caller (a public client): it must be the trust's client.
+        let (s, _) = post_form(&server, "/oauth/token", &[("grant_type", JWT_BEARER), ("assertion", &good),
+            ("client_id", &client)]).await;
+        assert_eq!(s, 200);
+        let (s, b) = post_form(&server, "/oauth/token", &[("grant_type", JWT_BEARER), ("assertion", &good),
+            ("client_id", "tc_someone_else")]).await;
+        assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")));
         // scope and resource follow the client-credentials rules.
         let (s, b) = post_form(&server, "/oauth/token", &[("grant_type", JWT_BEARER), ("assertion", &good),
             ("scope", "admin")]).await;
@@ -240,6 +248,7 @@ both_backends! {
             (vec!["--issuer", "http://issuer.example.com"], "https://"),
             (vec!["--issuer", "https://x.example", "--subject", "repo:*:ref:*"], "trailing '*'"),
             (vec!["--spiffe-trust-domain", "example.org"], "bundle"),
+            (vec!["--issuer", "https://x.example", "--claim", "groups=a", "--claim", "groups=b"], "twice"),
         ] {
             let mut all = vec!["trust", "add", "--name", "bad", "--audience", "a", "--client", &client];
             if !args.contains(&"--subject") { all.extend(["--subject", "spiffe://example.org/x"]); }
@@ -274,8 +283,8 @@ both_backends! {
         trust(&env, &["--name", "liar", "--issuer", &liar.url, "--audience", "https://tessera.test",
             "--subject", "repo:acme/app:*", "--client", &client]);
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let (s, _) = exchange(&server, &liar.mint(&github(&liar.url, "repo:acme/app:x", "prod"))).await;
-        assert_ne!(s, 200);
+        let (s, b) = exchange(&server, &liar.mint(&github(&liar.url, "repo:acme/app:x", "prod"))).await;
+        assert_eq!((s, b["error"].as_str()), (503, Some("temporarily_unavailable")), "the keys cannot be had");
         assert_eq!(liar.jwks_fetches(), 0, "keys are never fetched from a mismatched discovery document");
     }
 }

@@ -238,6 +238,17 @@ both_backends! {
             let (s, b) = with_assertion(&server, &k.sign(json!({"typ": "JWT"}), &claims(&id, &server.base))).await;
             assert_eq!(s, 200, "{}: {b}", k.alg());
         }
+        // A secret client is switched to keys only when asked in so many words.
+        let secret = env.create_client(&["--name", "s", "--scope", "a"]);
+        let file = dir.path().join("pub.json");
+        std::fs::write(&file, json!({"keys": [old.jwk(None, json!({}))]}).to_string()).unwrap();
+        let out = env.cli(&["client", "update", &secret.id, "--jwks-file", file.to_str().unwrap()]);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--auth private_key_jwt"));
+        let v = env.cli_json(&["client", "update", &secret.id, "--auth", "private_key_jwt", "--jwks-file",
+            file.to_str().unwrap(), "--output", "json"]);
+        assert_eq!(v["token_endpoint_auth_method"], "private_key_jwt");
+        assert!(v["secrets"].as_array().unwrap().iter().all(|s| s["revoked_at"].is_i64()), "secrets revoked: {v}");
         // A private JWKS is refused at registration: only public keys are stored.
         let file = dir.path().join("private.json");
         let mut private = old.jwk(None, json!({}));

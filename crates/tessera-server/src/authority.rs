@@ -62,10 +62,10 @@ pub struct Presented<'a> {
 }
 
 impl Presented<'_> {
-    /// Whether the request carries any client authentication at all.
-    fn any(&self) -> bool {
+    /// Whether the request carries client authentication (a `client_id` alone only names a
+    /// client).
+    fn any_authentication(&self) -> bool {
         *self.authorization != Authorization::None
-            || self.client_id.is_some()
             || self.client_secret.is_some()
             || self.client_assertion_type.is_some()
             || self.client_assertion.is_some()
@@ -118,6 +118,8 @@ pub struct Secretless {
     /// Public keys of `private_key_jwt` clients and of trusted external issuers, cached per
     /// source by `tessera-verifier`'s JWKS cache.
     pub key_caches: KeyCaches,
+    /// Assertion ids seen, in the shared database.
+    pub replays: crate::replay::ReplayGuard,
     /// Longest `exp - iat` of a `private_key_jwt` assertion (default 1 h: Authlib signs
     /// `exp = iat + 3600`).
     pub max_assertion_lifetime: Duration,
@@ -126,17 +128,25 @@ pub struct Secretless {
 }
 
 impl Secretless {
-    /// Caches with `cooldown` between fetches caused by unknown `kid`s or failures, assertions
+    /// Replays checked by `replays`; key caches on `clock` with `cooldown` between fetches caused by unknown `kid`s or failures, assertions
     /// living at most `max_assertion_lifetime`, key fetches bounded by 5 s.
-    pub fn new(cooldown: Duration, max_assertion_lifetime: Duration) -> Self {
+    pub fn new(
+        replays: crate::replay::ReplayGuard,
+        clock: Clock,
+        cooldown: Duration,
+        max_assertion_lifetime: Duration,
+    ) -> Self {
         Self {
+            replays,
             key_caches: KeyCaches::new(
                 tessera_verifier::keys::KeyCacheSettings {
                     cooldown,
                     ..Default::default()
                 },
                 None,
-            ),
+            )
+            // Key ages and cooldowns on the server's clock, which tests fix.
+            .with_clock(Arc::new(VerifierClock(clock))),
             max_assertion_lifetime,
             key_fetch_timeout: Duration::from_secs(5),
         }
@@ -310,8 +320,10 @@ impl Authority {
             }
             _ => (self.authenticate(creds, origin).await?, None),
         };
+        // Debug level, like `token_issued`: at info every exchange would write a log line, which
+        // costs the endpoint about a quarter of its throughput. Refusals stay at info.
         if let Some((trust, iss, sub)) = &via {
-            tracing::info!(
+            tracing::debug!(
                 target: "tessera::audit",
                 event = "assertion_exchanged",
                 client_id = %client.id,
@@ -485,8 +497,12 @@ impl Authority {
         a: ClientAssertion,
         origin: &Origin,
     ) -> Result<Arc<Client>, OAuthError> {
-        let claimed = assertion::peek_claims(&a.jwt)
-            .and_then(|c| assertion::string(&c, "sub").and_then(ClientId::parse));
+        // Read before the signature is checked, only to find the client and its keys; used as
+        // the claims once the signature over these very bytes has verified.
+        let peeked = assertion::peek_claims(&a.jwt);
+        let claimed = peeked
+            .as_ref()
+            .and_then(|c| assertion::string(c, "sub").and_then(ClientId::parse));
         let refuse = |reason: Refusal, id: Option<&ClientId>| {
             tracing::info!(
                 target: "tessera::audit",
@@ -536,12 +552,12 @@ impl Authority {
             ClientKeys::Jwks(json) => KeySource::Static(json),
             ClientKeys::JwksUri(url) => KeySource::JwksUrl(url),
         };
-        let payload = match self
+        match self
             .verify_signature(&source, None, &a.jwt, &CLIENT_ASSERTION_ALGS)
             .await
         {
-            Ok(Some(p)) => p,
-            Ok(None) => return Err(refuse(Refusal::Signature, Some(&id))),
+            Ok(true) => {}
+            Ok(false) => return Err(refuse(Refusal::Signature, Some(&id))),
             Err(CannotCheck(why)) => {
                 tracing::warn!(client_id = %id, why, "cannot check a client assertion");
                 return Err(OAuthError::unavailable(
@@ -550,7 +566,7 @@ impl Authority {
                 ));
             }
         };
-        let Some(claims) = parse_object(&payload) else {
+        let Some(claims) = peeked else {
             return Err(refuse(Refusal::Malformed, Some(&id)));
         };
         let token_endpoint = self.issuer.endpoint("/oauth/token");
@@ -566,8 +582,9 @@ impl Authority {
         // Recorded before it is accepted: an assertion whose jti could not be recorded is
         // never accepted, so a replay cannot slip through a database hiccup.
         match self
-            .registry
-            .record_assertion_jti(&id, &accepted.jti, accepted.remember_until)
+            .secretless
+            .replays
+            .record(&id, &accepted.jti, accepted.remember_until)
             .await
         {
             Ok(true) => Ok(client),
@@ -579,8 +596,8 @@ impl Authority {
         }
     }
 
-    /// Check a JWS signature with the keys of `source`: `Ok(Some(payload))` when it verifies,
-    /// `Ok(None)` when it does not (bad signature, unknown key, algorithm not allowed),
+    /// Check a JWS signature with the keys of `source`: `Ok(true)` when it verifies,
+    /// `Ok(false)` when it does not (bad signature, unknown key, algorithm not allowed),
     /// `Err` when the keys cannot be had within the fetch timeout.
     async fn verify_signature(
         &self,
@@ -588,21 +605,21 @@ impl Authority {
         key_use: Option<&str>,
         jws: &str,
         algs: &[Algorithm],
-    ) -> Result<Option<String>, CannotCheck> {
+    ) -> Result<bool, CannotCheck> {
         let keys: Keys = match self.secretless.key_caches.get_with(source, key_use) {
             Ok(k) => k,
             Err(e) => {
                 tracing::error!(error = %e, "a registered key set is unusable");
-                return Ok(None);
+                return Ok(false);
             }
         };
         let check = keys.verify(jws, algs, assertion::MAX_ASSERTION_BYTES);
         match tokio::time::timeout(self.secretless.key_fetch_timeout, check).await {
-            Ok(Ok(signed)) => Ok(Some(signed.payload)),
+            Ok(Ok(_)) => Ok(true),
             Ok(Err(tessera_verifier::VerifyError::KeysUnavailable(_))) => {
                 Err(CannotCheck("keys unavailable"))
             }
-            Ok(Err(_)) => Ok(None),
+            Ok(Err(_)) => Ok(false),
             Err(_) => Err(CannotCheck("key fetch timed out")),
         }
     }
@@ -618,10 +635,18 @@ impl Authority {
         req: &TokenRequest,
         origin: &Origin,
     ) -> Result<(Arc<Client>, String, String, String), OAuthError> {
-        let authenticated = if creds.any() {
-            Some(self.authenticate(creds, origin).await?)
+        // RFC 7521 §4.1: client authentication is optional here. A `client_id` alone (what a
+        // public client sends) identifies the caller; anything more must authenticate. Either
+        // way the trust's client must be that client.
+        let caller: Option<ClientId> = if creds.any_authentication() {
+            Some(self.authenticate(creds, origin).await?.id.clone())
         } else {
-            None
+            match creds.client_id {
+                Some(id) => Some(ClientId::parse(id).ok_or_else(|| {
+                    OAuthError::new(ErrorCode::InvalidGrant, "the assertion is not accepted")
+                })?),
+                None => None,
+            }
         };
         let jwt = req.assertion.as_deref().unwrap_or_default();
         let refuse = |reason: Refusal, iss: &str, trust: Option<&str>| {
@@ -658,35 +683,37 @@ impl Authority {
         }
         let now = self.clock.now();
         // Each key source is asked once, whatever the number of trusts sharing it.
-        let mut verified: Vec<(KeySource, Option<String>)> = Vec::new();
+        let mut verified: Vec<(KeySource, bool)> = Vec::new();
         let mut unavailable = false;
         let mut last = Refusal::Signature;
         let mut last_trust = None;
         for trust in candidates {
             let (source, key_use) = trust_key_source(trust);
-            let payload = match verified.iter().find(|(s, _)| *s == source) {
-                Some((_, p)) => p.clone(),
+            let signed = match verified.iter().find(|(s, _)| *s == source) {
+                Some((_, ok)) => *ok,
                 None => {
-                    let p = match self
+                    let ok = match self
                         .verify_signature(&source, key_use, jwt, &FEDERATED_ALGS)
                         .await
                     {
-                        Ok(p) => p,
+                        Ok(ok) => ok,
                         Err(CannotCheck(why)) => {
                             tracing::warn!(trust = %trust.name, why, "cannot check an external token");
                             unavailable = true;
-                            None
+                            false
                         }
                     };
-                    verified.push((source, p.clone()));
-                    p
+                    verified.push((source, ok));
+                    ok
                 }
             };
-            let Some(claims) = payload.as_deref().and_then(parse_object) else {
+            if !signed {
                 continue;
-            };
+            }
+            // The signature covers the payload these claims were read from.
+            let claims = &peeked;
             last_trust = Some(trust.name.clone());
-            if let Err(r) = trust.check(&claims, now) {
+            if let Err(r) = trust.check(claims, now) {
                 last = r;
                 continue;
             }
@@ -701,19 +728,19 @@ impl Authority {
                     )
                 })?;
             let Some(client) = client.filter(|c| c.is_active(now)) else {
-                last = Refusal::Client;
+                last = Refusal::BoundClient;
                 continue;
             };
-            if authenticated.as_ref().is_some_and(|a| a.id != client.id) {
-                last = Refusal::Client;
+            if caller.as_ref().is_some_and(|c| *c != client.id) {
+                last = Refusal::BoundClient;
                 continue;
             }
-            let sub = assertion::string(&claims, "sub")
+            let sub = assertion::string(claims, "sub")
                 .unwrap_or_default()
                 .to_owned();
             return Ok((client, trust.name.clone(), iss, sub));
         }
-        if unavailable && verified.iter().all(|(_, p)| p.is_none()) {
+        if unavailable && verified.iter().all(|(_, ok)| !ok) {
             return Err(OAuthError::unavailable(
                 "the issuer's keys cannot be fetched; retry shortly",
                 5,
@@ -801,7 +828,7 @@ impl Authority {
 /// The key source of a trust, and the key `use` it takes (SPIFFE bundles: `jwt-svid`).
 fn trust_key_source(trust: &Trust) -> (KeySource, Option<&'static str>) {
     let key_use = match trust.issuer {
-        TrustIssuer::SpiffeTrustDomain(_) => Some(crate::admin::SPIFFE_JWT_SVID_USE),
+        TrustIssuer::SpiffeTrustDomain(_) => Some(crate::oauth::trust::SPIFFE_JWT_SVID_USE),
         TrustIssuer::Issuer(_) => None,
     };
     let source = match (&trust.keys, &trust.issuer) {
@@ -814,11 +841,4 @@ fn trust_key_source(trust: &Trust) -> (KeySource, Option<&'static str>) {
         }
     };
     (source, key_use)
-}
-
-fn parse_object(json: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
-    match serde_json::from_str(json).ok()? {
-        serde_json::Value::Object(m) => Some(m),
-        _ => None,
-    }
 }

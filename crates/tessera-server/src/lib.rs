@@ -7,7 +7,7 @@
 //! - services: [`authority`] (the protocol: authenticate, issue, revoke, introspect) and
 //!   [`admin`] (every admin change with its audit record);
 //! - domain: [`registry`] (the in-memory snapshot), [`keys`] (ring, signer, lifecycle),
-//!   [`secrets`], [`revocations`], [`audit`], [`oauth`] (protocol rules, no HTTP, no SQL);
+//!   [`secrets`], [`revocations`], [`replay`], [`audit`], [`oauth`] (protocol rules, no HTTP, no SQL);
 //! - storage: [`store`], the only code that speaks SQL.
 #![deny(missing_docs)]
 
@@ -21,6 +21,7 @@ pub mod keys;
 pub mod oauth;
 pub mod random;
 pub mod registry;
+pub mod replay;
 pub mod revocations;
 pub mod secrets;
 pub mod store;
@@ -113,6 +114,8 @@ impl App {
                 jwt_audiences: config.jwt_typ_audiences.clone(),
             },
             authority::Secretless::new(
+                replay::ReplayGuard::spawn(store.clone()),
+                clock.clone(),
                 config.external_jwks_cooldown,
                 config.max_assertion_lifetime,
             ),

@@ -545,8 +545,31 @@ fn find(set: &KeySet, kid: Option<&str>) -> Option<Arc<KeyEntry>> {
 /// Check an RFC 8414 / OIDC metadata document (exact issuer, RFC 8414 §3.3) and return its
 /// `jwks_uri`.
 fn jwks_uri_from_metadata(body: &[u8], issuer: &str) -> Result<String, String> {
-    tessera_proto::Metadata::from_json(body, issuer)
+    let uri = tessera_proto::Metadata::from_json(body, issuer)
         .map_err(|e| e.to_string())?
         .jwks_uri
-        .ok_or_else(|| "metadata has no jwks_uri".into())
+        .ok_or_else(|| "metadata has no jwks_uri".to_owned())?;
+    // An https issuer's keys come over https too: a plain-http jwks_uri would let anyone on the
+    // path substitute keys that the issuer's TLS was there to vouch for.
+    if issuer.starts_with("https://") && !uri.starts_with("https://") {
+        return Err("an https issuer's jwks_uri must be https".into());
+    }
+    Ok(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_https_issuer_needs_an_https_jwks_uri() {
+        let doc = |uri: &str| format!(r#"{{"issuer":"https://a.example","jwks_uri":"{uri}"}}"#);
+        let read =
+            |uri: &str| super::jwks_uri_from_metadata(doc(uri).as_bytes(), "https://a.example");
+        assert_eq!(
+            read("https://a.example/k").as_deref(),
+            Ok("https://a.example/k")
+        );
+        assert!(read("http://a.example/k").is_err());
+        let local = br#"{"issuer":"http://127.0.0.1:9","jwks_uri":"http://127.0.0.1:9/k"}"#;
+        assert!(super::jwks_uri_from_metadata(local, "http://127.0.0.1:9").is_ok());
+    }
 }

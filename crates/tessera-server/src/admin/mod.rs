@@ -16,7 +16,7 @@ use crate::oauth::{
 mod trust;
 use crate::secrets::{ClientSecret, SecretHash};
 use crate::store::{AuditEvent, ClientUpdate, NewClient, Store};
-pub use trust::{TrustInput, TrustView, SPIFFE_JWT_SVID_USE};
+pub use trust::{TrustInput, TrustView};
 
 /// Longest token lifetime a client may have: one day. Short-lived tokens are the point.
 pub const MAX_TOKEN_TTL: u32 = 86_400;

@@ -5,10 +5,9 @@ use serde::Serialize;
 
 use super::{checked_jwks, parse_id, parse_name, Admin, AdminError};
 use crate::audit::{announce, Actor};
-use crate::oauth::trust::{url_allowed, SubjectPattern, Trust, TrustIssuer, TrustKeys};
-
-/// The `use` SPIFFE trust bundles give the keys that sign JWT-SVIDs.
-pub const SPIFFE_JWT_SVID_USE: &str = "jwt-svid";
+use crate::oauth::trust::{
+    url_allowed, SubjectPattern, Trust, TrustIssuer, TrustKeys, SPIFFE_JWT_SVID_USE,
+};
 
 /// Input for `trust add`.
 #[derive(Debug, Clone, Default)]
@@ -178,6 +177,11 @@ impl Admin {
             if ["iss", "sub", "aud", "exp", "nbf", "iat"].contains(&k) {
                 return Err(invalid(format!(
                     "--claim {k}: use --issuer, --subject or --audience; time claims are always checked"
+                )));
+            }
+            if claims.iter().any(|(name, _)| name == k) {
+                return Err(invalid(format!(
+                    "--claim {k} is given twice; a claim has one required value"
                 )));
             }
             claims.push((k.to_owned(), v.to_owned()));

@@ -72,6 +72,8 @@ pub enum Refusal {
     Claims,
     /// The client is unknown, disabled, expired or does not use this method.
     Client,
+    /// The trust's client is disabled or expired, or is not the client that authenticated.
+    BoundClient,
 }
 
 impl Refusal {
@@ -94,6 +96,7 @@ impl Refusal {
             Self::Subject => "subject does not match",
             Self::Claims => "claims do not match",
             Self::Client => "client unknown, disabled or not private_key_jwt",
+            Self::BoundClient => "the trust's client is disabled, expired or not the caller",
         }
     }
 }

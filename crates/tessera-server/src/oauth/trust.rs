@@ -7,6 +7,9 @@ use serde_json::{Map, Value};
 use crate::oauth::assertion::{self, numeric, string, Refusal, LEEWAY};
 use crate::oauth::ClientId;
 
+/// The `use` SPIFFE trust bundles give the keys that sign JWT-SVIDs.
+pub const SPIFFE_JWT_SVID_USE: &str = "jwt-svid";
+
 /// Whose tokens a trust takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrustIssuer {

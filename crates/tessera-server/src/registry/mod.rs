@@ -320,30 +320,6 @@ impl Registry {
         }
     }
 
-    /// Record a `private_key_jwt` assertion id until `expires_at`: `Ok(true)` if it is new,
-    /// `Ok(false)` for a replay, `Err` when the shared store cannot say (then the assertion must
-    /// not be accepted).
-    pub async fn record_assertion_jti(
-        &self,
-        client: &ClientId,
-        jti: &str,
-        expires_at: i64,
-    ) -> Result<bool, Unavailable> {
-        match tokio::time::timeout(
-            LOOKUP_WAIT,
-            self.store.record_assertion_jti(client, jti, expires_at),
-        )
-        .await
-        {
-            Ok(Ok(fresh)) => Ok(fresh),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "cannot record a client assertion id");
-                Err(Unavailable)
-            }
-            Err(_) => Err(Unavailable),
-        }
-    }
-
     /// Whether a key past its retirement still has its sealed private key (as last loaded).
     fn holds_retired_private_key(&self) -> bool {
         let now = self.clock.now();

@@ -295,16 +295,15 @@ impl Store {
         dispatch!(self, s => s.list_audit(client, since).await)
     }
 
-    /// Record a `private_key_jwt` assertion id until `expires_at`: `true` if it is new, `false`
-    /// if it was seen before (a replay). One insert on a primary key, so two replicas racing
-    /// with the same assertion cannot both get `true`.
-    pub async fn record_assertion_jti(
+    /// Record `private_key_jwt` assertion ids, each until its `expires_at`, in one statement:
+    /// for each, `true` if it is new, `false` if it was seen before (a replay). The primary key
+    /// decides, so two replicas racing with the same assertion cannot both get `true`.
+    /// Duplicates within `batch` must be removed by the caller.
+    pub async fn record_assertion_jtis(
         &self,
-        client: &ClientId,
-        jti: &str,
-        expires_at: i64,
-    ) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.record_assertion_jti(client, jti, expires_at).await)
+        batch: &[(ClientId, String, i64)],
+    ) -> Result<Vec<bool>, StoreError> {
+        dispatch!(self, s => s.record_assertion_jtis(batch).await)
     }
 
     /// Forget assertion ids that expired before `now`; returns how many.
@@ -322,13 +321,9 @@ impl Store {
         dispatch!(self, s => s.create_trust(t, audit).await)
     }
 
-    /// Remove a trust by name or id; `false` if there is none.
-    pub async fn delete_trust(
-        &self,
-        name_or_id: &str,
-        audit: &AuditEvent,
-    ) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.delete_trust(name_or_id, audit).await)
+    /// Remove a trust by id; `false` if there is none.
+    pub async fn delete_trust(&self, id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.delete_trust(id, audit).await)
     }
 
     /// Revoke one secret at once; `false` if the client has no such unrevoked secret.

@@ -264,22 +264,43 @@ where
         Self::commit_if_changed(tx, &r, audit).await
     }
 
-    pub(crate) async fn record_assertion_jti(
+    /// Record assertion ids in one statement and one transaction (a group commit): returns, for
+    /// each `(client, jti, expires_at)`, whether it was new. The caller removes duplicates
+    /// within the batch first.
+    pub(crate) async fn record_assertion_jtis(
         &self,
-        client: &ClientId,
-        jti: &str,
-        expires_at: i64,
-    ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (client_id, jti) DO NOTHING",
-        )
-        .bind(client.as_str())
-        .bind(jti)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(DB::rows_affected(&r) == 1)
+        batch: &[(ClientId, String, i64)],
+    ) -> Result<Vec<bool>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Only placeholders are formatted into the text; every value is bound.
+        let values: Vec<String> = (0..batch.len())
+            .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+            .collect();
+        let sql = format!(
+            "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES {} \
+             ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (client, jti, expires_at) in batch {
+            query = query
+                .bind(client.as_str().to_owned())
+                .bind(jti.clone())
+                .bind(*expires_at);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut fresh = std::collections::HashSet::with_capacity(rows.len());
+        for row in &rows {
+            let client: String = row.try_get("client_id")?;
+            let jti: String = row.try_get("jti")?;
+            fresh.insert((client, jti));
+        }
+        Ok(batch
+            .iter()
+            .map(|(c, j, _)| fresh.contains(&(c.as_str().to_owned(), j.clone())))
+            .collect())
     }
 
     pub(crate) async fn purge_assertion_jtis(&self, now: i64) -> Result<u64, StoreError> {
@@ -340,13 +361,12 @@ where
 
     pub(crate) async fn delete_trust(
         &self,
-        name_or_id: &str,
+        id: &str,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let r = sqlx::query("DELETE FROM trusts WHERE name = $1 OR id = $2")
-            .bind(name_or_id)
-            .bind(name_or_id)
+        let r = sqlx::query("DELETE FROM trusts WHERE id = $1")
+            .bind(id)
             .execute(&mut *tx)
             .await?;
         Self::commit_if_changed(tx, &r, audit).await
