@@ -29,6 +29,9 @@ pub(crate) fn print_client(v: &ClientView) {
     );
     println!("token_ttl:     {}s", v.token_ttl);
     println!("auth_method:   {}", v.token_endpoint_auth_method);
+    for (k, val) in &v.claims {
+        println!("claim:         {k}={val}");
+    }
     if let Some(uri) = &v.jwks_uri {
         println!("jwks_uri:      {uri}");
     }

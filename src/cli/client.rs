@@ -38,6 +38,8 @@ pub(crate) enum ClientCommand {
         auth: AuthArg,
         #[command(flatten)]
         keys: KeysArgs,
+        #[command(flatten)]
+        claims: ClaimArgs,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -98,6 +100,11 @@ pub(crate) enum ClientCommand {
         auth: Option<AuthArg>,
         #[command(flatten)]
         keys: KeysArgs,
+        #[command(flatten)]
+        claims: ClaimArgs,
+        /// Remove all custom claims.
+        #[arg(long, conflicts_with_all = ["claim", "claim_json"])]
+        clear_claims: bool,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -161,6 +168,49 @@ impl KeysArgs {
     }
 }
 
+/// Custom claims for a client's (or an API key's) tokens.
+#[derive(clap::Args)]
+pub(crate) struct ClaimArgs {
+    /// A custom claim with a string value, NAME=VALUE (repeat for more); in every token and
+    /// introspection answer. Given lists replace the old claims.
+    #[arg(long)]
+    claim: Vec<String>,
+    /// A custom claim with a JSON value, NAME=JSON (e.g. groups='["git-admins"]').
+    #[arg(long)]
+    claim_json: Vec<String>,
+}
+
+impl ClaimArgs {
+    /// The claims, or `None` when no flag was given.
+    pub(crate) fn map(&self) -> anyhow::Result<Option<serde_json::Map<String, serde_json::Value>>> {
+        if self.claim.is_empty() && self.claim_json.is_empty() {
+            return Ok(None);
+        }
+        let mut map = serde_json::Map::new();
+        let split = |c: &str| {
+            c.split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| anyhow::anyhow!("a claim is NAME=VALUE: '{c}'"))
+        };
+        for c in &self.claim {
+            let (k, v) = split(c)?;
+            if map.insert(k.clone(), v.into()).is_some() {
+                anyhow::bail!("claim '{k}' is given twice");
+            }
+        }
+        for c in &self.claim_json {
+            let (k, v) = split(c)?;
+            let value: serde_json::Value =
+                serde_json::from_str(&v).with_context(|| format!("--claim-json {k}: not JSON"))?;
+            if map.insert(k.clone(), value).is_some() {
+                anyhow::bail!("claim '{k}' is given twice");
+            }
+        }
+        Ok(Some(map))
+    }
+}
+
 /// Run a `client` command. Every change is stored with its audit record, in one transaction.
 pub(crate) async fn run(admin: &Admin, cmd: ClientCommand) -> anyhow::Result<()> {
     let by = Actor::os_user();
@@ -173,9 +223,11 @@ pub(crate) async fn run(admin: &Admin, cmd: ClientCommand) -> anyhow::Result<()>
             expires_at,
             auth,
             keys,
+            claims,
             output,
         } => {
             let keys = keys.input()?;
+            let claims = claims.map()?.unwrap_or_default();
             match (auth, &keys) {
                 (AuthArg::PrivateKeyJwt, None) => {
                     anyhow::bail!("--auth private_key_jwt needs --jwks-file or --jwks-uri")
@@ -192,6 +244,7 @@ pub(crate) async fn run(admin: &Admin, cmd: ClientCommand) -> anyhow::Result<()>
                 token_ttl: Some(token_ttl),
                 expires_at,
                 keys,
+                claims,
             };
             let (view, secret) = admin.create_client(&by, input).await?;
             if output == Output::Json {
@@ -278,9 +331,16 @@ pub(crate) async fn run(admin: &Admin, cmd: ClientCommand) -> anyhow::Result<()>
             no_expiry,
             auth,
             keys,
+            claims,
+            clear_claims,
             output,
         } => {
             let keys = keys.input()?;
+            let claims = if clear_claims {
+                Some(serde_json::Map::new())
+            } else {
+                claims.map()?
+            };
             if auth == Some(AuthArg::PrivateKeyJwt) && keys.is_none() {
                 anyhow::bail!("--auth private_key_jwt needs --jwks-file or --jwks-uri");
             }
@@ -294,6 +354,7 @@ pub(crate) async fn run(admin: &Admin, cmd: ClientCommand) -> anyhow::Result<()>
                 }
             }
             let input = UpdateClient {
+                claims,
                 use_secret: auth == Some(AuthArg::ClientSecret),
                 keys,
                 name,

@@ -1,5 +1,6 @@
 //! The command line: global flags, the command groups, and dispatch to each group's module.
 
+mod apikey;
 mod audit;
 mod client;
 mod keypair;
@@ -81,6 +82,9 @@ pub(crate) enum Command {
     /// Make a key pair for private_key_jwt: a PKCS#8 PEM private key for the calling service
     /// and a JWKS with its public half to register with `client create --jwks-file`.
     Keypair(keypair::KeypairArgs),
+    /// Managed API keys for callers that can only send a header.
+    #[command(subcommand)]
+    Apikey(apikey::ApiKeyCommand),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -158,6 +162,7 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Client(cmd) => client::run(&admin(&cli.db).await?, cmd).await,
         Command::Keys(cmd) => keys::run(&cli.db, &admin(&cli.db).await?, cmd).await,
+        Command::Apikey(cmd) => apikey::run(&admin(&cli.db).await?, cmd).await,
         Command::Trust(cmd) => trust::run(&admin(&cli.db).await?, cmd).await,
         Command::Audit(cmd) => audit::run(&admin(&cli.db).await?, cmd).await,
         Command::Token(args) => token::run(args).await,

@@ -118,7 +118,7 @@ fn credential(args: &TokenArgs) -> anyhow::Result<TokenSourceBuilder> {
             .to_owned(),
         None => std::env::var("TESSERA_CLIENT_SECRET").map_err(|_| {
             anyhow::anyhow!(
-                "no credential: use --client-secret-file or TESSERA_CLIENT_SECRET, \
+                "no client secret (nor other credential): use --client-secret-file or TESSERA_CLIENT_SECRET, \
                  --private-key-file, --assertion-file or --github-actions"
             )
         })?,

@@ -24,6 +24,7 @@ mod lifecycle;
 mod logs;
 mod negative;
 mod replicas;
+mod resource;
 mod revocation;
 mod rotation;
 mod secretless;

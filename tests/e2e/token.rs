@@ -166,11 +166,18 @@ both_backends! {
             assert_eq!(doc["jwks_uri"], format!("{issuer}/jwks.json"));
             assert_eq!(
                 doc["grant_types_supported"],
-                serde_json::json!(["client_credentials"])
+                serde_json::json!([
+                    "client_credentials",
+                    "urn:ietf:params:oauth:grant-type:jwt-bearer"
+                ])
             );
             assert_eq!(
                 doc["token_endpoint_auth_methods_supported"],
-                serde_json::json!(["client_secret_basic", "client_secret_post"])
+                serde_json::json!([
+                    "client_secret_basic",
+                    "client_secret_post",
+                    "private_key_jwt"
+                ])
             );
             assert_eq!(
                 doc["access_token_signing_alg_values_supported"],

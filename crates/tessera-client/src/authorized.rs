@@ -4,8 +4,9 @@ use reqwest::{header, RequestBuilder, Response, StatusCode};
 
 use crate::{TokenError, TokenSource};
 
-/// Adds `Authorization: Bearer …` to requests and, when the resource answers 401 with
-/// `error="invalid_token"` (RFC 6750), refreshes the token once and retries once.
+/// Adds `Authorization: Bearer …` (and `X-Service-Name` when the source has a
+/// [`crate::TokenSourceBuilder::service_name`]) to requests and, when the resource answers 401
+/// with `error="invalid_token"` (RFC 6750), refreshes the token once and retries once.
 #[derive(Debug, Clone)]
 pub struct AuthorizedClient {
     http: reqwest::Client,
@@ -36,6 +37,10 @@ impl AuthorizedClient {
     /// Authorize and send. A request whose body cannot be cloned (a stream) is not retried.
     pub async fn send(&self, req: RequestBuilder) -> Result<Response, TokenError> {
         let token = self.source.token().await?;
+        let req = match &self.source.inner.service_name {
+            Some(name) => req.header("x-service-name", name),
+            None => req,
+        };
         let retry = req.try_clone();
         let resp = req.bearer_auth(token.secret()).send().await?;
         if resp.status() != StatusCode::UNAUTHORIZED || !invalid_token(&resp) {

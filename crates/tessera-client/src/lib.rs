@@ -9,6 +9,7 @@
 //!     .issuer("https://auth.example.com")     // discovery finds the token endpoint
 //!     .scope("s2s:internal")
 //!     .audience("https://orders.internal")
+//!     .service_name("billing")                 // optional `X-Service-Name`, for audit logs
 //!     .build()?;
 //!
 //! // A token, from cache while it has more than 20 % of its lifetime left.

@@ -41,6 +41,9 @@ impl TokenSource {
         if let Some((id, secret)) = wire.basic {
             req = req.basic_auth(id, Some(secret));
         }
+        if let Some(name) = &inner.service_name {
+            req = req.header("x-service-name", name);
+        }
         let resp = match req.send().await {
             Ok(r) => r,
             // The error text never contains a credential: reqwest prints neither headers nor

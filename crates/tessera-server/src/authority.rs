@@ -85,6 +85,8 @@ impl std::fmt::Debug for Presented<'_> {
 pub enum Introspection {
     /// A live token this server issued and nobody revoked.
     Active(IssuedClaims),
+    /// A managed API key that is neither revoked nor expired.
+    ApiKey(Arc<crate::oauth::api_key::ApiKey>),
     /// Anything else: revoked, expired, foreign, forged or malformed.
     Inactive,
 }
@@ -343,7 +345,8 @@ impl Authority {
             AccessTokenClaims::new(self.issuer.as_str(), &client, &grant, &scope, &jti, now);
         let signed = serde_json::to_vec(&claims)
             .map_err(|e| e.to_string())
-            .and_then(|json| {
+            .and_then(|mut json| {
+                client.claims.splice_into(&mut json);
                 let typ = self.typ.for_audience(&grant.audience);
                 ring.signer.sign(&json, typ).map_err(|e| e.to_string())
             });
@@ -415,7 +418,10 @@ impl Authority {
         token: &str,
         origin: &Origin,
     ) -> Result<Introspection, OAuthError> {
-        self.authenticate(creds, origin).await?;
+        let caller = self.authenticate(creds, origin).await?;
+        if token.starts_with(crate::oauth::api_key::PREFIX) {
+            return self.introspect_api_key(token, &caller, origin).await;
+        }
         let Some(claims) = self.check_issued(token).await else {
             return Ok(Introspection::Inactive);
         };
@@ -429,6 +435,77 @@ impl Authority {
         } else {
             Introspection::Active(claims)
         })
+    }
+
+    /// A managed API key, for a resource service that was handed one. Every use and every
+    /// refusal is an audit event (info level): resource services cache the answer, so this runs
+    /// once per key per cache period, not per request.
+    async fn introspect_api_key(
+        &self,
+        key: &str,
+        caller: &Client,
+        origin: &Origin,
+    ) -> Result<Introspection, OAuthError> {
+        use crate::oauth::api_key::{hash, KeyState};
+        let found = self.registry.find_api_key(&hash(key)).await.map_err(|_| {
+            OAuthError::unavailable(
+                "the client registry cannot reach its database; retry shortly",
+                2,
+            )
+        })?;
+        let now = self.clock.now();
+        let (id, name, state) = match &found {
+            Some(k) => (k.id.as_str(), k.name.as_str(), k.state(now)),
+            None => ("", "", KeyState::Revoked),
+        };
+        if found.is_some() && state == KeyState::Active {
+            tracing::info!(
+                target: "tessera::audit",
+                event = "api_key_used",
+                api_key = id,
+                name,
+                resource_client = %caller.id,
+                source = origin.source_ip(),
+                service = origin.service.as_deref().unwrap_or_default(),
+                "API key accepted"
+            );
+        } else {
+            let reason = match (&found, state) {
+                (None, _) => "unknown key",
+                (_, KeyState::Expired) => "expired",
+                _ => "revoked",
+            };
+            tracing::info!(
+                target: "tessera::audit",
+                event = "api_key_refused",
+                api_key = id,
+                name,
+                reason,
+                resource_client = %caller.id,
+                source = origin.source_ip(),
+                service = origin.service.as_deref().unwrap_or_default(),
+                "API key refused"
+            );
+        }
+        Ok(match found {
+            Some(k) if state == KeyState::Active => Introspection::ApiKey(k),
+            _ => Introspection::Inactive,
+        })
+    }
+
+    /// The revocation feed (`GET /oauth/revocations?since=`): for any authenticated client, as
+    /// introspection is, so resource services can refuse revoked tokens locally.
+    pub async fn revocation_feed(
+        &self,
+        creds: &Presented<'_>,
+        since: i64,
+        origin: &Origin,
+    ) -> Result<crate::revocations::FeedPage, OAuthError> {
+        self.authenticate(creds, origin).await?;
+        self.revocations
+            .since(since, self.clock.now(), 1000)
+            .await
+            .map_err(|_| OAuthError::unavailable("cannot read revocations; retry shortly", 2))
     }
 
     /// A live token this server issued: checked by `tessera-verifier` against the published

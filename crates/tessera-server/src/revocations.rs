@@ -31,8 +31,44 @@ impl Revocations {
         self.store.is_revoked(jti).await
     }
 
+    /// The feed (`GET /oauth/revocations`): revocations after `since`, of tokens alive at `now`,
+    /// at most `limit`, and the cursor to ask from next.
+    pub async fn since(&self, since: i64, now: i64, limit: usize) -> Result<FeedPage, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // The counter first: every number up to it belongs to a committed revocation (the number
+        // is taken in the revoking transaction), so reading up to it misses nothing.
+        let upto = self.store.revocation_cursor().await?;
+        let rows = self
+            .store
+            .revocations_since(since, upto, now, limit)
+            .await?;
+        let full = i64::try_from(rows.len()).unwrap_or(0) >= limit;
+        let cursor = match rows.last() {
+            Some((seq, _, _)) if full => *seq,
+            // The whole tail was read: jump to the counter, past revocations of tokens that
+            // have expired anyway.
+            _ => upto.max(since),
+        };
+        Ok(FeedPage {
+            revoked: rows.into_iter().map(|(_, jti, exp)| (jti, exp)).collect(),
+            cursor,
+            more: full,
+        })
+    }
+
     /// Forget revocations of tokens that have expired by `now`; returns how many.
     pub async fn purge(&self, now: i64) -> Result<u64, StoreError> {
         self.store.purge_revocations(now).await
     }
+}
+
+/// One page of the revocation feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedPage {
+    /// `(jti, exp)` of each revoked, still unexpired token.
+    pub revoked: Vec<(String, i64)>,
+    /// Ask from here next time.
+    pub cursor: i64,
+    /// Whether more entries follow right away (ask again at once).
+    pub more: bool,
 }

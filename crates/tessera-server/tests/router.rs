@@ -87,6 +87,7 @@ impl Harness {
                     token_ttl: Some(ttl),
                     expires_at,
                     keys: None,
+                    claims: Default::default(),
                 },
             )
             .await

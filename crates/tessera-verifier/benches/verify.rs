@@ -5,12 +5,17 @@
 //! when the keys are cached. A `block_on` per call (shown in its own column) adds the cost of
 //! entering an executor, which a running service does not pay per request.
 //!
+//! A second table measures the path a service runs per request, `Guard::check` on the request
+//! headers: a plain scope requirement next to `Requirement::role("ADMIN")` with the role granted
+//! by a claim (`groups` contains `git-admins`, so the claims are read) and by a scope.
+//!
 //! `cargo bench -p tessera-verifier --bench verify` (add `-- 5` for 5 s per measurement;
 //! `BENCH_ONLY=RS256` to run one algorithm).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,10 +24,12 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     self, EcdsaKeyPair, KeyPair, ParsedPublicKey, RsaKeyPair, UnparsedPublicKey,
 };
+use axum::http::HeaderMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::json;
-use tessera_verifier::Verifier;
+use tessera_verifier::axum::{Guard, Requirement};
+use tessera_verifier::{RoleMap, Verifier};
 
 struct Case {
     name: &'static str,
@@ -53,7 +60,8 @@ fn token(alg: &str, i: usize, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
         .to_string()
         .as_bytes());
     let c = b64(json!({"iss": "https://issuer.bench", "sub": "tc_bench", "aud": "https://api.bench", "exp": now + 3600,
-        "iat": now, "nbf": now, "jti": format!("jti-{i:018}"), "client_id": "tc_bench", "scope": "s2s:internal reports:read"})
+        "iat": now, "nbf": now, "jti": format!("jti-{i:018}"), "client_id": "tc_bench", "scope": "s2s:internal reports:read",
+        "groups": ["developers", "on-call", "git-admins"]})
         .to_string()
         .as_bytes());
     let input = format!("{h}.{c}");
@@ -153,6 +161,7 @@ fn main() {
     println!("| alg | raw aws-lc-rs, key parsed per call /s | raw aws-lc-rs, key parsed once /s | Verifier::verify /s | Verifier vs best raw | added per token | with a block_on per call /s |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let only = std::env::var("BENCH_ONLY").ok();
+    let mut guard_rows = Vec::new();
     for case in [es256(), rs256()] {
         if only.as_deref().is_some_and(|o| o != case.name) {
             continue;
@@ -208,6 +217,53 @@ fn main() {
             100.0 * full / raw,
             1e9 / full - 1e9 / raw,
             blocking
+        );
+
+        // The per-request path of a service: headers in, Guard::check, token out.
+        let headers: Vec<HeaderMap> = case
+            .tokens
+            .iter()
+            .map(|t| {
+                let mut h = HeaderMap::new();
+                h.insert("authorization", format!("Bearer {t}").parse().unwrap());
+                h
+            })
+            .collect();
+        let guard = Guard::new(v.clone()).with_roles(Arc::new(
+            RoleMap::new()
+                .role("ADMIN", |r| {
+                    r.scope("s2s:admin").claim("groups", "git-admins")
+                })
+                .role("INTERNAL", |r| r.scope("s2s:internal")),
+        ));
+        let plain = guard.requiring(Requirement::all(["s2s:internal"]));
+        let by_claim = guard.requiring(Requirement::role("ADMIN"));
+        let by_scope = guard.requiring(Requirement::role("INTERNAL"));
+        let (mut e, mut f, mut g) = (0, 0, 0);
+        let r = rates(
+            dur,
+            &mut [
+                &mut || {
+                    poll_now(plain.check(&headers[next(&mut e)])).unwrap();
+                },
+                &mut || {
+                    poll_now(by_claim.check(&headers[next(&mut f)])).unwrap();
+                },
+                &mut || {
+                    poll_now(by_scope.check(&headers[next(&mut g)])).unwrap();
+                },
+            ],
+        );
+        guard_rows.push((case.name, r[0], r[1], r[2]));
+    }
+    println!();
+    println!("| alg | Guard::check, scope requirement /s | Guard::check, role from a claim /s | role from claim vs scope | added per request | Guard::check, role from a scope /s |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, plain, claim, scope) in guard_rows {
+        println!(
+            "| {name} | {plain:.0} | {claim:.0} | {:.1} % | {:.0} ns | {scope:.0} |",
+            100.0 * claim / plain,
+            1e9 / claim - 1e9 / plain,
         );
     }
 }

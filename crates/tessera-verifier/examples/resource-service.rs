@@ -8,10 +8,13 @@
 //! - `GET /health`: public.
 //! - `GET /internal/ping`: requires scope `s2s:internal`.
 //! - `GET /reports`: requires scope `reports:read`.
+//! - `GET /admin`: requires role `ADMIN`, held by tokens whose `groups` claim contains
+//!   `git-admins`.
 //!
 //! Optional: `JWKS_CACHE_MIN_TTL=SECONDS` lowers the floor on the JWKS cache lifetime (default 60).
-//! `API_KEYS=key1,key2` also accepts those static keys (as `X-API-Key` or Bearer) with
-//! the scopes in `API_KEY_SCOPES` (default `s2s:internal`).
+//! `API_KEYS=key1,key2` also accepts those static keys (as `X-API-Key` or Bearer) as the caller
+//! `static:legacy`, with the scopes in `API_KEY_SCOPES` (default `s2s:internal`); set but empty,
+//! it stops the service at start-up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +22,7 @@ use std::time::Duration;
 use axum::routing::get;
 use axum::Router;
 use tessera_verifier::axum::{Guard, Requirement};
-use tessera_verifier::{AccessToken, ApiKeyAuthenticator, ApiKeySource, Verifier};
+use tessera_verifier::{AccessToken, ApiKeyAuthenticator, ApiKeySource, RoleMap, Verifier};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -44,13 +47,19 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let verifier = builder.build()?;
-    let mut guard = Guard::new(verifier).realm("resource-service");
+    let roles = RoleMap::new().role("ADMIN", |r| r.claim("groups", "git-admins"));
+    let mut guard = Guard::new(verifier)
+        .realm("resource-service")
+        .with_roles(Arc::new(roles));
     if std::env::var("API_KEYS").is_ok() {
         let scopes = std::env::var("API_KEY_SCOPES").unwrap_or_else(|_| "s2s:internal".into());
-        let keys = ApiKeyAuthenticator::new(
-            ApiKeySource::Env("API_KEYS".into()),
-            scopes.split(' ').map(str::to_owned),
-        );
+        let keys = ApiKeyAuthenticator::builder()
+            .key(
+                "legacy",
+                ApiKeySource::Env("API_KEYS".into()),
+                scopes.split_whitespace().map(str::to_owned),
+            )
+            .build()?;
         guard = guard.with_api_keys(Arc::new(keys));
     }
 
@@ -68,10 +77,17 @@ async fn main() -> anyhow::Result<()> {
             }),
         )
         .route_layer(guard.requiring(Requirement::all(["reports:read"])));
+    let admin = Router::new()
+        .route(
+            "/admin",
+            get(|t: AccessToken| async move { format!("admin {}\n", t.client_id()) }),
+        )
+        .route_layer(guard.requiring(Requirement::role("ADMIN")));
     let app = Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .merge(internal)
-        .merge(reports);
+        .merge(reports)
+        .merge(admin);
 
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!(

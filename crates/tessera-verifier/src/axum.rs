@@ -17,6 +17,27 @@
 //! # }
 //! ```
 //!
+//! Roles ([`RoleMap`]) name what a route needs in the service's own terms, granted by scopes or
+//! by claims, and combine with scopes:
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use axum::{routing::get, Router};
+//! # use tessera_verifier::axum::{Guard, Requirement};
+//! # use tessera_verifier::{RoleMap, Verifier};
+//! # fn app(verifier: Verifier) -> Router {
+//! let roles = RoleMap::new().role("ADMIN", |r| r.scope("s2s:admin").claim("groups", "git-admins"));
+//! let guard = Guard::new(verifier).with_roles(Arc::new(roles));
+//! Router::new()
+//!     .route("/admin", get(|| async { "admin" }))
+//!     .route_layer(guard.requiring(Requirement::all(["s2s:internal"]).and(Requirement::role("ADMIN"))))
+//! # }
+//! ```
+//!
+//! Callers may name themselves with `X-Service-Name` (free text, cut to 64 printable
+//! characters); the audit events (target `tessera_verifier::audit`) carry it as `service`, for
+//! tokens and static API keys alike. It is a label, never an identity: nothing is decided by it.
+//!
 //! The same check is available as axum middleware,
 //! `axum::middleware::from_fn_with_state(guard, require)`, and as [`Guard::check`] on a header
 //! map for other frameworks.
@@ -32,10 +53,12 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::{AccessToken, ApiKeyAuthenticator, Verifier, VerifyError};
+use crate::roles::RoleCheck;
+use crate::{AccessToken, ApiKeyAuthenticator, RoleMap, Verifier, VerifyError};
 
-/// Which scopes a route needs.
+/// What a route needs: scopes, roles, or combinations of them.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub enum Requirement {
     /// A valid token is enough.
     #[default]
@@ -44,6 +67,14 @@ pub enum Requirement {
     All(Vec<String>),
     /// At least one of these scopes.
     Any(Vec<String>),
+    /// This role, as the guard's [`RoleMap`] grants it ([`Guard::with_roles`]). Without a role
+    /// map, or with one that does not define the role, no one holds it (fail closed; the guard
+    /// logs a warning when it is set up).
+    Role(String),
+    /// Every one of these requirements.
+    AllOf(Vec<Requirement>),
+    /// At least one of these requirements.
+    AnyOf(Vec<Requirement>),
 }
 
 impl Requirement {
@@ -57,20 +88,136 @@ impl Requirement {
         Self::Any(s.into_iter().map(Into::into).collect())
     }
 
-    fn check(&self, t: &AccessToken) -> Result<(), VerifyError> {
+    /// Require a role (see [`Requirement::Role`]).
+    pub fn role(name: impl Into<String>) -> Self {
+        Self::Role(name.into())
+    }
+
+    /// Require every one of `requirements`.
+    pub fn all_of(requirements: impl IntoIterator<Item = Requirement>) -> Self {
+        Self::AllOf(requirements.into_iter().collect())
+    }
+
+    /// Require at least one of `requirements`.
+    pub fn any_of(requirements: impl IntoIterator<Item = Requirement>) -> Self {
+        Self::AnyOf(requirements.into_iter().collect())
+    }
+
+    /// This and `other`.
+    pub fn and(self, other: Requirement) -> Self {
+        match self {
+            Self::AllOf(mut list) => {
+                list.push(other);
+                Self::AllOf(list)
+            }
+            this => Self::AllOf(vec![this, other]),
+        }
+    }
+
+    /// This or `other`.
+    pub fn or(self, other: Requirement) -> Self {
+        match self {
+            Self::AnyOf(mut list) => {
+                list.push(other);
+                Self::AnyOf(list)
+            }
+            this => Self::AnyOf(vec![this, other]),
+        }
+    }
+
+    /// Whether `token` meets the requirement, roles granted by `roles`: `Ok`, or the 403 error
+    /// ([`VerifyError::InsufficientScope`] or [`VerifyError::MissingRole`]). This is the check
+    /// a [`Guard`] makes, for use outside axum. The token's claims are read at most once, and
+    /// only when a role is not granted by a scope.
+    pub fn check(&self, token: &AccessToken, roles: Option<&RoleMap>) -> Result<(), VerifyError> {
+        let mut roles = roles.map(|m| RoleCheck::new(m, token));
+        self.check_with(token, &mut roles)
+    }
+
+    fn check_with(
+        &self,
+        t: &AccessToken,
+        roles: &mut Option<RoleCheck<'_, '_>>,
+    ) -> Result<(), VerifyError> {
         match self {
             Self::Authenticated => Ok(()),
             Self::All(s) => t.require_all(s.iter().map(String::as_str)),
             Self::Any(s) => t.require_any(s.iter().map(String::as_str)),
+            Self::Role(role) => {
+                if roles.as_mut().and_then(|r| r.grants(role)) == Some(true) {
+                    Ok(())
+                } else {
+                    Err(VerifyError::MissingRole {
+                        required: role.clone(),
+                    })
+                }
+            }
+            Self::AllOf(list) => list.iter().try_for_each(|r| r.check_with(t, roles)),
+            Self::AnyOf(list) => {
+                let mut failures = Vec::with_capacity(list.len());
+                for r in list {
+                    match r.check_with(t, roles) {
+                        Ok(()) => return Ok(()),
+                        Err(e) => failures.push(e),
+                    }
+                }
+                Err(any_of_failure(failures))
+            }
+        }
+    }
+
+    /// The roles this requirement names, in order.
+    fn roles(&self) -> Vec<&str> {
+        match self {
+            Self::Role(r) => vec![r.as_str()],
+            Self::AllOf(list) | Self::AnyOf(list) => list.iter().flat_map(Self::roles).collect(),
+            _ => Vec::new(),
         }
     }
 }
 
-/// The middleware state: a verifier, an optional API-key authenticator, and a requirement.
+/// One error for "none of the alternatives": the scopes that would each do when every
+/// alternative wanted scopes (as [`Requirement::Any`] reports them), else the roles that would.
+fn any_of_failure(failures: Vec<VerifyError>) -> VerifyError {
+    let mut scopes = Vec::new();
+    let mut roles = Vec::new();
+    for f in failures {
+        match f {
+            VerifyError::InsufficientScope { required } => scopes.push(required),
+            VerifyError::MissingRole { required } => roles.push(required),
+            other => return other,
+        }
+    }
+    if roles.is_empty() {
+        VerifyError::InsufficientScope {
+            required: scopes.join(" "),
+        }
+    } else {
+        VerifyError::MissingRole {
+            required: roles.join(" "),
+        }
+    }
+}
+
+/// The caller's `X-Service-Name`: free text, so only printable characters and at most 64 of
+/// them reach the logs.
+fn service_name(headers: &axum::http::HeaderMap) -> Option<String> {
+    let v = headers.get("x-service-name")?.to_str().ok()?;
+    let s: String = v.chars().filter(|c| !c.is_control()).take(64).collect();
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// The middleware state: a verifier, an optional API-key authenticator, an optional role map,
+/// and a requirement.
 #[derive(Clone)]
 pub struct Guard {
     verifier: Verifier,
     api_keys: Option<Arc<ApiKeyAuthenticator>>,
+    /// Tessera-managed keys (`tak_…`), checked by introspection.
+    #[cfg(feature = "reqwest")]
+    managed_keys: Option<Arc<crate::ManagedApiKeys>>,
+    roles: Option<Arc<RoleMap>>,
     requirement: Requirement,
     realm: Arc<str>,
 }
@@ -81,6 +228,9 @@ impl Guard {
         Self {
             verifier,
             api_keys: None,
+            #[cfg(feature = "reqwest")]
+            managed_keys: None,
+            roles: None,
             requirement: Requirement::Authenticated,
             realm: Arc::from("api"),
         }
@@ -92,14 +242,37 @@ impl Guard {
         self
     }
 
+    /// Also accept Tessera-managed API keys (`tak_…`, as `X-API-Key` or `Authorization: Bearer`),
+    /// checked by introspection with a bounded cache (see [`crate::ManagedApiKeys`]). The
+    /// requirement, roles included, applies to a key's principal as to a token's.
+    #[cfg(feature = "reqwest")]
+    pub fn with_managed_keys(mut self, keys: Arc<crate::ManagedApiKeys>) -> Self {
+        self.managed_keys = Some(keys);
+        self
+    }
+
+    /// Grant roles by `roles`, for [`Requirement::role`]. Set it before
+    /// [`Guard::requiring`], which copies the guard.
+    pub fn with_roles(mut self, roles: Arc<RoleMap>) -> Self {
+        self.roles = Some(roles);
+        self
+    }
+
     /// The `realm` in `WWW-Authenticate`.
     pub fn realm(mut self, realm: &str) -> Self {
         self.realm = Arc::from(realm);
         self
     }
 
-    /// A copy of this guard with another requirement (one guard per route group).
+    /// A copy of this guard with another requirement (one guard per route group). A role the
+    /// requirement names that the role map does not define (or a role without a role map) is
+    /// logged as a warning now, and held by no one.
     pub fn requiring(&self, requirement: Requirement) -> Self {
+        for role in requirement.roles() {
+            if !self.roles.as_ref().is_some_and(|m| m.defines(role)) {
+                tracing::warn!(role, "a route requires a role the guard's role map does not define: no caller can hold it");
+            }
+        }
         Self {
             requirement,
             ..self.clone()
@@ -109,18 +282,42 @@ impl Guard {
     /// Authenticate a request's headers and check the requirement.
     pub async fn check(&self, headers: &axum::http::HeaderMap) -> Result<AccessToken, Rejection> {
         let realm = self.realm.clone();
+        let service = service_name(headers);
+        let service = service.as_deref();
+        #[cfg(feature = "reqwest")]
+        if let Some(managed) = &self.managed_keys {
+            let presented = headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .or_else(|| {
+                    headers
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.split_once(' '))
+                        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                        .map(|(_, t)| t.trim())
+                })
+                .filter(|k| crate::ManagedApiKeys::is_managed_key(k));
+            if let Some(key) = presented {
+                let token = match managed.check(key).await {
+                    Ok(t) => {
+                        tracing::debug!(target: "tessera_verifier::audit", client_id = %t.client_id(), service, "managed API key accepted");
+                        t
+                    }
+                    Err(e) => {
+                        tracing::info!(target: "tessera_verifier::audit", reason = %e, service, "authentication failed");
+                        return Err(Rejection::from_error(realm, e));
+                    }
+                };
+                return self.authorize(token, service, realm);
+            }
+        }
         if let (Some(keys), Some(key)) = (
             &self.api_keys,
             headers.get("x-api-key").and_then(|v| v.to_str().ok()),
         ) {
-            let token = keys.authenticate(key).ok_or_else(|| {
-                tracing::info!(target: "tessera_verifier::audit", reason = "unknown API key", "authentication failed");
-                Rejection::invalid(realm.clone(), "invalid API key")
-            })?;
-            self.requirement
-                .check(&token)
-                .map_err(|e| Rejection::from_error(realm.clone(), e))?;
-            return Ok(token);
+            let token = self.api_key(keys, key, service, &realm)?;
+            return self.authorize(token, service, realm);
         }
         let bearer = headers
             .get(header::AUTHORIZATION)
@@ -133,17 +330,45 @@ impl Guard {
         };
         // A static API key may also come as a bearer token; JWTs have two dots, keys need not.
         let token = match &self.api_keys {
-            Some(keys) if bearer.matches('.').count() != 2 => keys
-                .authenticate(bearer)
-                .ok_or_else(|| Rejection::invalid(realm.clone(), "invalid API key"))?,
+            Some(keys) if bearer.matches('.').count() != 2 => {
+                self.api_key(keys, bearer, service, &realm)?
+            }
             _ => self
                 .verifier
-                .verify(bearer)
+                .verify_from(bearer, service)
                 .await
                 .map_err(|e| Rejection::from_error(realm.clone(), e))?,
         };
-        if let Err(e) = self.requirement.check(&token) {
-            tracing::info!(target: "tessera_verifier::audit", client_id = %token.client_id(), reason = %e, "authorization failed");
+        self.authorize(token, service, realm)
+    }
+
+    fn api_key(
+        &self,
+        keys: &ApiKeyAuthenticator,
+        key: &str,
+        service: Option<&str>,
+        realm: &Arc<str>,
+    ) -> Result<AccessToken, Rejection> {
+        match keys.authenticate(key) {
+            Some(token) => {
+                tracing::debug!(target: "tessera_verifier::audit", client_id = %token.client_id(), service, "API key accepted");
+                Ok(token)
+            }
+            None => {
+                tracing::info!(target: "tessera_verifier::audit", reason = "unknown API key", service, "authentication failed");
+                Err(Rejection::invalid(realm.clone(), "invalid API key"))
+            }
+        }
+    }
+
+    fn authorize(
+        &self,
+        token: AccessToken,
+        service: Option<&str>,
+        realm: Arc<str>,
+    ) -> Result<AccessToken, Rejection> {
+        if let Err(e) = self.requirement.check(&token, self.roles.as_deref()) {
+            tracing::info!(target: "tessera_verifier::audit", client_id = %token.client_id(), reason = %e, service, "authorization failed");
             return Err(Rejection::from_error(realm, e));
         }
         Ok(token)
@@ -263,11 +488,30 @@ impl Rejection {
                 error: "insufficient_scope",
                 description: format!("requires scope: {required}"),
             },
+            VerifyError::MissingRole { required } => {
+                let description = format!("requires role: {}", required.replace(' ', " or "));
+                Self {
+                    status: StatusCode::FORBIDDEN,
+                    challenge: format!(
+                        "Bearer realm=\"{}\", error=\"insufficient_scope\", error_description=\"{}\"",
+                        quote(&realm),
+                        quote(&description)
+                    ),
+                    error: "insufficient_scope",
+                    description,
+                }
+            }
             VerifyError::KeysUnavailable(_) => Self {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 challenge: String::new(),
                 error: "temporarily_unavailable",
                 description: "token signing keys unavailable".into(),
+            },
+            VerifyError::RevocationsUnavailable => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                challenge: String::new(),
+                error: "temporarily_unavailable",
+                description: "revocations cannot be checked now".into(),
             },
         }
     }

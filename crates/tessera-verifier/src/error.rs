@@ -13,7 +13,7 @@ pub enum InvalidToken {
     /// `alg` is not in the allowlist (this covers `none` and HS*).
     #[error("algorithm not allowed")]
     AlgorithmNotAllowed,
-    /// `typ` is not `at+jwt`.
+    /// `typ` is not `at+jwt` (nor one of the types the verifier was told to take as well).
     #[error("wrong token type (expected at+jwt)")]
     WrongType,
     /// The header has `crit`: extensions this verifier does not understand.
@@ -28,7 +28,7 @@ pub enum InvalidToken {
     /// The signature does not verify.
     #[error("bad signature")]
     BadSignature,
-    /// `iss` is not the configured issuer.
+    /// `iss` is not the configured issuer (for [`crate::Verifier::any_of`]: none of them).
     #[error("wrong issuer")]
     WrongIssuer,
     /// `aud` does not contain the configured audience.
@@ -43,6 +43,13 @@ pub enum InvalidToken {
     /// `nbf` or `iat` is in the future (beyond the leeway).
     #[error("token not yet valid")]
     NotYetValid,
+    /// The token's `jti` is on the revocation feed.
+    #[error("token revoked")]
+    Revoked,
+    /// A managed API key Tessera does not accept (unknown, revoked, expired, or not for this
+    /// service's audience).
+    #[error("API key not accepted")]
+    UnknownApiKey,
 }
 
 /// The result of a failed verification.
@@ -61,6 +68,18 @@ pub enum VerifyError {
     /// The issuer's keys cannot be had (never fetched, or stale beyond the maximum): answer 503.
     #[error("signing keys unavailable: {0}")]
     KeysUnavailable(String),
+    /// A valid token (or API key) whose principal does not hold a required role (see
+    /// [`crate::RoleMap`]): answer 403 `insufficient_scope`, as for a missing scope.
+    #[error("insufficient role: requires {required}")]
+    MissingRole {
+        /// The role that was required; when any of several would do, their names, space
+        /// separated.
+        required: String,
+    },
+    /// Strict revocation mode: the revocation feed has been unreachable beyond its bound, so
+    /// no token can be checked against it: answer 503.
+    #[error("revocation feed unavailable")]
+    RevocationsUnavailable,
 }
 
 impl VerifyError {
@@ -68,8 +87,8 @@ impl VerifyError {
     pub fn status(&self) -> u16 {
         match self {
             Self::InvalidToken(_) => 401,
-            Self::InsufficientScope { .. } => 403,
-            Self::KeysUnavailable(_) => 503,
+            Self::InsufficientScope { .. } | Self::MissingRole { .. } => 403,
+            Self::KeysUnavailable(_) | Self::RevocationsUnavailable => 503,
         }
     }
 }
@@ -93,4 +112,35 @@ pub enum ConfigError {
     /// A static JWKS that does not parse.
     #[error("static JWKS: {0}")]
     Jwks(String),
+    /// [`crate::Verifier::any_of`] was given no verifier.
+    #[error("a verifier set needs at least one verifier")]
+    NoIssuers,
+    /// [`crate::Verifier::any_of`] was given two verifiers for the same issuer: which one a
+    /// token meets would be a matter of order.
+    #[error("two verifiers for issuer {0}")]
+    DuplicateIssuer(String),
+    /// A role map that cannot be used (see [`crate::RoleMap`]).
+    #[error("role map{}: {reason}", role.as_ref().map(|r| format!(" (role {r})")).unwrap_or_default())]
+    RoleMap {
+        /// The role the problem is in, when it is in one.
+        role: Option<String>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Static API keys were switched on but none are configured: none at all, or a key's
+    /// source (an environment variable, a file) is missing or empty.
+    #[error("no static API keys configured{}", name.as_ref().map(|n| format!(" for {n}")).unwrap_or_default())]
+    NoApiKeys {
+        /// The named key whose source holds no key; `None` when no key was named at all.
+        name: Option<String>,
+    },
+    /// A static API key entry that cannot be used: a bad or repeated name, a bad scope, a line
+    /// of configuration that does not parse.
+    #[error("static API key {name}: {reason}")]
+    ApiKey {
+        /// The key's name (or the configuration line's number, `line N`).
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
 }

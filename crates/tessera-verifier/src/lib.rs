@@ -23,6 +23,18 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Beyond that, each opt-in:
+//!
+//! - **Roles**: a [`RoleMap`] grants names such as `ADMIN` by scopes or claim values
+//!   (`groups` contains `git-admins`), built in code or read from JSON; the axum
+//!   [`axum::Guard`] checks them with `Requirement::role`.
+//! - **Typed claims**: [`AccessToken::claim`] reads one claim as any `Deserialize` type.
+//! - **Other issuers**: [`VerifierBuilder::accept_typ_jwt`], [`VerifierBuilder::accept_missing_typ`],
+//!   [`VerifierBuilder::scopes_from_scp`] and [`VerifierBuilder::client_id_from_azp`] read the
+//!   token shapes of Keycloak, Entra ID, Okta, Auth0 or Ory Hydra; [`Verifier::any_of`] trusts
+//!   several issuers, each with its own audience and keys.
+//! - **Static API keys**: [`ApiKeyAuthenticator`], one named, scoped key per caller tier.
+//!
 //! For tests and air-gapped setups, [`VerifierBuilder::static_jwks`] takes the keys directly and
 //! [`VerifierBuilder::clock`] / [`VerifierBuilder::fetcher`] inject time and the HTTP fetch.
 #![deny(missing_docs)]
@@ -36,15 +48,25 @@ mod clock;
 mod error;
 mod fetch;
 pub mod keys;
+#[cfg(feature = "reqwest")]
+mod managed_keys;
+#[cfg(feature = "reqwest")]
+mod revocation_feed;
+mod roles;
 mod token;
 mod verifier;
 
 pub use alg::{Algorithm, UnsupportedAlgorithm};
-pub use api_key::{ApiKeyAuthenticator, ApiKeySource};
+pub use api_key::{ApiKeyAuthenticator, ApiKeyAuthenticatorBuilder, ApiKeySource};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ConfigError, InvalidToken, VerifyError};
 #[cfg(feature = "reqwest")]
 pub use fetch::ReqwestFetcher;
 pub use fetch::{parse_max_age, FetchError, FetchFuture, FetchResponse, Fetcher};
-pub use token::{AccessToken, ScopeError};
+#[cfg(feature = "reqwest")]
+pub use managed_keys::{ManagedApiKeys, ManagedApiKeysBuilder};
+#[cfg(feature = "reqwest")]
+pub use revocation_feed::{RevocationFeed, RevocationFeedBuilder};
+pub use roles::{RoleGrants, RoleMap};
+pub use token::{AccessToken, ClaimError, ScopeError};
 pub use verifier::{Verifier, VerifierBuilder};

@@ -1,10 +1,15 @@
 //! A verified access token.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::VerifyError;
+use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+
+use crate::{RoleMap, VerifyError};
 
 /// A string claim: where it sits in the raw claims text (the usual case: the claims hold it
 /// without escapes), or its unescaped copy.
@@ -35,6 +40,40 @@ pub(crate) enum Audience {
     Many(Box<[Text]>),
 }
 
+/// The granted scopes: RFC 9068's space-separated `scope`, or a list (an `scp` array, read only
+/// when the verifier was told to: [`crate::VerifierBuilder::scopes_from_scp`]).
+#[derive(Clone)]
+pub(crate) enum Scopes {
+    None,
+    Joined(Text),
+    List(Box<[Text]>),
+}
+
+/// A JSON object key or string, borrowed from the claims text when it has no escapes.
+#[derive(Deserialize)]
+pub(crate) struct Name<'a>(#[serde(borrow)] pub(crate) Cow<'a, str>);
+
+/// Why [`AccessToken::claim`] could not give a claim's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClaimError {
+    /// The claim is there but its value is not of the asked type.
+    #[error("claim {name}: {reason}")]
+    Type {
+        /// The claim's name.
+        name: String,
+        /// What did not fit.
+        reason: String,
+    },
+    /// The claims name this claim twice: which value counts would depend on the parser, so
+    /// neither does.
+    #[error("claim {name} appears more than once")]
+    Duplicate {
+        /// The claim's name.
+        name: String,
+    },
+}
+
 /// A token that passed verification.
 ///
 /// It holds the claims text once and reads the claims it exposes from there, so verifying a
@@ -45,8 +84,8 @@ pub struct AccessToken {
     pub(crate) raw: Arc<str>,
     pub(crate) client_id: Text,
     pub(crate) subject: Option<Text>,
-    /// The `scope` claim, space-separated (RFC 9068 §2.2.3.1).
-    pub(crate) scope: Option<Text>,
+    /// The `scope` claim, space-separated (RFC 9068 §2.2.3.1), or `scp`.
+    pub(crate) scope: Scopes,
     pub(crate) audience: Audience,
     pub(crate) expires_at: i64,
     pub(crate) issued_at: Option<i64>,
@@ -72,22 +111,58 @@ pub type ScopeError = VerifyError;
 impl AccessToken {
     /// A principal that did not come from a JWT (a static API key): no claims, no audience,
     /// no expiry.
-    pub(crate) fn without_claims(client_id: String, scopes: &BTreeSet<String>) -> Self {
-        let scope = scopes
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join(" ");
+    pub(crate) fn without_claims(client_id: &str, scopes: &BTreeSet<String>) -> Self {
         Self {
             raw: Arc::from("{}"),
-            subject: Some(Text::Owned(client_id.as_str().into())),
+            subject: Some(Text::Owned(client_id.into())),
             client_id: Text::Owned(client_id.into()),
-            scope: Some(Text::Owned(scope.into())),
+            scope: Scopes::List(
+                scopes
+                    .iter()
+                    .map(|s| Text::Owned(s.as_str().into()))
+                    .collect(),
+            ),
             audience: Audience::Many(Box::new([])),
             expires_at: i64::MAX,
             issued_at: None,
             jti: None,
         }
+    }
+
+    /// The principal of a Tessera-managed API key, from Tessera's introspection answer (RFC 7662
+    /// §2.2: `client_id`, `sub`, `scope`, `aud`, `exp`, `iat`, and the key's custom claims), so
+    /// [`AccessToken::claim`] and role mappings read the key's claims as a token's. `None` when
+    /// the answer lacks a client id.
+    pub(crate) fn from_introspection(answer: &serde_json::Value) -> Option<Self> {
+        let obj = answer.as_object()?;
+        let client_id = obj.get("client_id")?.as_str()?.to_owned();
+        let scope = obj
+            .get("scope")
+            .and_then(|s| s.as_str())
+            .unwrap_or_default();
+        let audience = match obj.get("aud") {
+            Some(serde_json::Value::String(a)) => Audience::One(Text::Owned(a.as_str().into())),
+            Some(serde_json::Value::Array(list)) => Audience::Many(
+                list.iter()
+                    .filter_map(|a| a.as_str())
+                    .map(|a| Text::Owned(a.into()))
+                    .collect(),
+            ),
+            _ => Audience::Many(Box::new([])),
+        };
+        let mut claims = obj.clone();
+        claims.remove("active");
+        claims.remove("token_type");
+        Some(Self {
+            raw: Arc::from(serde_json::Value::Object(claims).to_string()),
+            subject: Some(Text::Owned(client_id.as_str().into())),
+            client_id: Text::Owned(client_id.into()),
+            scope: Scopes::Joined(Text::Owned(scope.into())),
+            audience,
+            expires_at: obj.get("exp").and_then(|e| e.as_i64()).unwrap_or(i64::MAX),
+            issued_at: obj.get("iat").and_then(|e| e.as_i64()),
+            jti: None,
+        })
     }
 
     fn text<'a>(&'a self, t: &'a Text) -> &'a str {
@@ -113,10 +188,14 @@ impl AccessToken {
     }
 
     fn scope_items(&self) -> impl Iterator<Item = &str> {
-        self.scope
-            .as_ref()
-            .map_or("", |t| self.text(t))
+        let (joined, list): (&str, &[Text]) = match &self.scope {
+            Scopes::None => ("", &[]),
+            Scopes::Joined(t) => (self.text(t), &[]),
+            Scopes::List(ts) => ("", ts),
+        };
+        joined
             .split(' ')
+            .chain(list.iter().map(|t| self.text(t)))
             .filter(|s| !s.is_empty())
     }
 
@@ -144,9 +223,60 @@ impl AccessToken {
         self.jti.as_ref().map(|t| self.text(t))
     }
 
-    /// Every claim as sent, including ones this crate does not interpret.
+    /// Every claim as sent, including ones this crate does not interpret. This parses the whole
+    /// claims text into a map; for one claim, [`AccessToken::claim`] is cheaper.
     pub fn claims(&self) -> serde_json::Map<String, serde_json::Value> {
         serde_json::from_str(&self.raw).unwrap_or_default()
+    }
+
+    /// The top-level claim `name`, as a `T`: `Ok(None)` when the token has no such claim.
+    ///
+    /// ```
+    /// # fn f(at: &tessera_verifier::AccessToken) -> Result<(), tessera_verifier::ClaimError> {
+    /// let groups: Vec<String> = at.claim("groups")?.unwrap_or_default();
+    /// let tenant: Option<String> = at.claim("tid")?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// The claims text is read in one pass with nothing built for the other claims (no map of
+    /// `serde_json::Value`s); every call reads it again, so a handler wanting many claims may
+    /// prefer a `#[derive(Deserialize)]` struct from [`AccessToken::raw_claims`]. A value that is
+    /// not a `T` is [`ClaimError::Type`]; a name given twice is [`ClaimError::Duplicate`]. A
+    /// principal that is not a JWT (a static API key) has no claims.
+    pub fn claim<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ClaimError> {
+        let mut de = serde_json::Deserializer::from_str(&self.raw);
+        match serde::Deserializer::deserialize_map(
+            &mut de,
+            FindClaim {
+                name,
+                found: PhantomData,
+            },
+        ) {
+            Ok(Some(Found::Once(v))) => Ok(Some(v)),
+            Ok(Some(Found::Twice)) => Err(ClaimError::Duplicate { name: name.into() }),
+            Ok(None) => Ok(None),
+            Err(e) => Err(ClaimError::Type {
+                name: name.into(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Whether `roles` grants this token `role` (see [`RoleMap`]); `false` for a role the map
+    /// does not define.
+    pub fn has_role(&self, roles: &RoleMap, role: &str) -> bool {
+        roles.grants(self, role)
+    }
+
+    /// `Ok` if `roles` grants this token `role`, else [`VerifyError::MissingRole`] (403).
+    pub fn require_role(&self, roles: &RoleMap, role: &str) -> Result<(), VerifyError> {
+        if self.has_role(roles, role) {
+            Ok(())
+        } else {
+            Err(VerifyError::MissingRole {
+                required: role.into(),
+            })
+        }
     }
 
     /// The claims as the JSON text the token carried.
@@ -195,6 +325,40 @@ impl AccessToken {
     }
 }
 
+enum Found<T> {
+    Once(T),
+    Twice,
+}
+
+/// Walks the top-level claims object, deserializing only the value named `name`.
+struct FindClaim<'n, T> {
+    name: &'n str,
+    found: PhantomData<T>,
+}
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for FindClaim<'_, T> {
+    type Value = Option<Found<T>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of claims")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(Name(key)) = map.next_key()? {
+            if key != self.name {
+                map.next_value::<IgnoredAny>()?;
+            } else if found.is_some() {
+                map.next_value::<IgnoredAny>()?;
+                found = Some(Found::Twice);
+            } else {
+                found = Some(Found::Once(map.next_value::<T>()?));
+            }
+        }
+        Ok(found)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,7 +369,7 @@ mod tests {
         let at = AccessToken {
             client_id: Text::of(&raw[14..18], &raw),
             subject: None,
-            scope: Some(Text::of(&raw[29..34], &raw)),
+            scope: Scopes::Joined(Text::of(&raw[29..34], &raw)),
             audience: Audience::Many(Box::new([])),
             expires_at: 1,
             issued_at: None,
@@ -220,5 +384,27 @@ mod tests {
         assert_eq!(at.scopes(), BTreeSet::from(["a", "b"]));
         assert!(at.has_scope("b") && !at.has_scope("c") && !at.has_scope(""));
         assert_eq!(at.audience().count(), 0);
+        assert_eq!(at.claim::<String>("jti"), Ok(Some("j1".to_string())));
+        assert_eq!(at.claim::<String>("missing"), Ok(None));
+        assert!(matches!(
+            at.claim::<u64>("scope"),
+            Err(ClaimError::Type { ref name, .. }) if name == "scope"
+        ));
+    }
+
+    #[test]
+    fn a_claim_named_twice_is_refused_and_escaped_names_match() {
+        let raw: Arc<str> = Arc::from(r#"{"g":"a","n":{"x":[1]},"\u0067":"b","k\u0065y":3}"#);
+        let at = AccessToken::without_claims("x", &BTreeSet::new());
+        let at = AccessToken { raw, ..at };
+        assert_eq!(
+            at.claim::<String>("g"),
+            Err(ClaimError::Duplicate { name: "g".into() })
+        );
+        assert_eq!(at.claim::<u8>("key"), Ok(Some(3)));
+        assert_eq!(
+            at.claim::<serde_json::Value>("n"),
+            Ok(Some(serde_json::json!({"x": [1]})))
+        );
     }
 }

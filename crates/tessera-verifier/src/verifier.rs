@@ -16,12 +16,26 @@ use crate::cache::{CachePolicy, JwksCache, KeyEntry, KeySet, Lookup, Source};
 use crate::clock::{unix, Clock, SystemClock};
 use crate::error::{ConfigError, InvalidToken, VerifyError};
 use crate::fetch::Fetcher;
-use crate::token::{AccessToken, Audience, Text};
+use crate::roles::{Shape, StringOrList};
+use crate::token::{AccessToken, Audience, Scopes, Text};
 
 /// Verifies access tokens. Cheap to clone; clones share the key cache.
+///
+/// One verifier trusts one issuer; [`Verifier::any_of`] makes one that trusts several, each with
+/// its own audience, keys and settings.
 #[derive(Clone)]
 pub struct Verifier {
-    inner: Arc<Inner>,
+    kind: Kind,
+    /// Revoked token ids to refuse (see [`Verifier::with_revocation_feed`]).
+    #[cfg(feature = "reqwest")]
+    revocations: Option<Arc<crate::revocation_feed::RevocationFeed>>,
+}
+
+#[derive(Clone)]
+enum Kind {
+    One(Arc<Inner>),
+    /// Several issuers, told apart by the token's `iss` (distinct, at least one).
+    AnyOf(Arc<[Arc<Inner>]>),
 }
 
 struct Inner {
@@ -30,6 +44,13 @@ struct Inner {
     audience: Option<String>,
     /// Also take `typ: JWT` (see [`VerifierBuilder::accept_typ_jwt`]).
     accept_typ_jwt: bool,
+    /// Also take a header without `typ` (see [`VerifierBuilder::accept_missing_typ`]).
+    accept_missing_typ: bool,
+    /// Read `scp` when `scope` is absent (see [`VerifierBuilder::scopes_from_scp`]).
+    scopes_from_scp: bool,
+    /// Read `azp`, `appid`, `cid` when `client_id` is absent (see
+    /// [`VerifierBuilder::client_id_from_azp`]).
+    client_id_from_azp: bool,
     algorithms: Vec<Algorithm>,
     leeway: i64,
     max_token_bytes: usize,
@@ -37,13 +58,22 @@ struct Inner {
     clock: Arc<dyn Clock>,
 }
 
-impl std::fmt::Debug for Verifier {
+impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
-            .field("issuer", &self.inner.issuer)
-            .field("audience", &self.inner.audience)
-            .field("algorithms", &self.inner.algorithms)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("algorithms", &self.algorithms)
             .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            Kind::One(inner) => inner.fmt(f),
+            Kind::AnyOf(set) => f.debug_list().entries(set.iter()).finish(),
+        }
     }
 }
 
@@ -58,6 +88,9 @@ pub struct VerifierBuilder {
     issuer: String,
     audience: Option<String>,
     accept_typ_jwt: bool,
+    accept_missing_typ: bool,
+    scopes_from_scp: bool,
+    client_id_from_azp: bool,
     keys: KeysFrom,
     algorithms: Vec<Algorithm>,
     leeway: Duration,
@@ -94,6 +127,35 @@ impl VerifierBuilder {
     /// for an access token, and a verifier that takes `JWT` gives that protection up.
     pub fn accept_typ_jwt(mut self) -> Self {
         self.accept_typ_jwt = true;
+        self
+    }
+
+    /// Also accept tokens whose header has no `typ` at all: Okta's access tokens, whose header
+    /// is only `{"kid", "alg"}`. Off by default, and more permissive than
+    /// [`VerifierBuilder::accept_typ_jwt`]: the issuer's ID tokens carry no `typ` either, so
+    /// what keeps one from passing for an access token is then only the audience (an ID
+    /// token's `aud` is the client id, never your API's audience) — use it with an issuer
+    /// whose tokens for your audience are all access tokens.
+    pub fn accept_missing_typ(mut self) -> Self {
+        self.accept_missing_typ = true;
+        self
+    }
+
+    /// Read the granted scopes from `scp` when the token has no `scope` claim: `scp` as one
+    /// space-separated string (Entra ID) or as an array of strings (Okta, Ory Hydra). Off by
+    /// default: RFC 9068 names `scope` only, and a verifier that reads a second claim trusts
+    /// every issuer it accepts to use that claim for scopes. When a token has both, `scope`
+    /// wins and `scp` is ignored. An `scp` of another shape grants nothing.
+    pub fn scopes_from_scp(mut self) -> Self {
+        self.scopes_from_scp = true;
+        self
+    }
+
+    /// Name the calling client from `azp` (Keycloak, Auth0, Entra ID v2), else `appid` (Entra
+    /// ID v1), else `cid` (Okta), when the token has no `client_id` claim (RFC 9068 §2.2).
+    /// Without this — the default — a token without `client_id` is named by its `sub`.
+    pub fn client_id_from_azp(mut self) -> Self {
+        self.client_id_from_azp = true;
         self
     }
 
@@ -209,16 +271,21 @@ impl VerifierBuilder {
         };
         let cache = JwksCache::new(source, initial, self.policy, None, self.clock.clone());
         Ok(Verifier {
-            inner: Arc::new(Inner {
+            #[cfg(feature = "reqwest")]
+            revocations: None,
+            kind: Kind::One(Arc::new(Inner {
                 issuer: self.issuer,
                 audience: self.audience,
                 accept_typ_jwt: self.accept_typ_jwt,
+                accept_missing_typ: self.accept_missing_typ,
+                scopes_from_scp: self.scopes_from_scp,
+                client_id_from_azp: self.client_id_from_azp,
                 algorithms: self.algorithms,
                 leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
                 max_token_bytes: self.max_token_bytes,
                 cache,
                 clock: self.clock,
-            }),
+            })),
         })
     }
 }
@@ -245,6 +312,8 @@ struct HeaderFacts {
     typ_at_jwt: bool,
     /// `typ` is `JWT` (accepted only by a verifier told to: [`VerifierBuilder::accept_typ_jwt`]).
     typ_jwt: bool,
+    /// No `typ` (accepted only by a verifier told to: [`VerifierBuilder::accept_missing_typ`]).
+    typ_none: bool,
     crit: bool,
     kid: Option<Box<str>>,
 }
@@ -301,6 +370,7 @@ impl HeaderFacts {
                 .typ
                 .as_deref()
                 .is_some_and(|t| t.eq_ignore_ascii_case("JWT")),
+            typ_none: header.typ.is_none(),
             crit: header.crit.is_some(),
             kid: header.kid.map(|k| k.into()),
         })
@@ -326,6 +396,35 @@ struct Registered<'a> {
     client_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     scope: Option<Cow<'a, str>>,
+    // Other issuers' names for the scopes and the client, read only when the verifier is told
+    // to; lenient (`scp` of an unexpected shape is not an error) so that a verifier that does
+    // not read them accepts what it accepted before.
+    #[serde(borrow)]
+    scp: Option<StringOrList<'a>>,
+    #[serde(borrow)]
+    azp: Option<StringOrList<'a>>,
+    #[serde(borrow)]
+    appid: Option<StringOrList<'a>>,
+    #[serde(borrow)]
+    cid: Option<StringOrList<'a>>,
+}
+
+/// The one claim a [`Kind::AnyOf`] reads before it knows whose keys to check the signature
+/// with.
+#[derive(Deserialize)]
+struct Peek<'a> {
+    #[serde(borrow)]
+    iss: Option<Cow<'a, str>>,
+}
+
+impl<'a> StringOrList<'a> {
+    /// The string, if it is one.
+    fn as_str(&self) -> Option<&str> {
+        match &self.0 {
+            Shape::One(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 /// `aud`: one string or an array of strings (RFC 7519 §4.1.3).
@@ -433,6 +532,9 @@ impl Verifier {
             issuer,
             audience,
             accept_typ_jwt: false,
+            accept_missing_typ: false,
+            scopes_from_scp: false,
+            client_id_from_azp: false,
             keys: KeysFrom::Discovery,
             algorithms: DEFAULT_ALGORITHMS.to_vec(),
             leeway: Duration::from_secs(30),
@@ -449,24 +551,84 @@ impl Verifier {
         }
     }
 
-    /// The configured issuer.
-    pub fn issuer(&self) -> &str {
-        &self.inner.issuer
+    /// A verifier that trusts each of `verifiers`' issuers, each with its own audience, keys and
+    /// settings (one built for Tessera, one with [`VerifierBuilder::accept_typ_jwt`] and
+    /// [`VerifierBuilder::scopes_from_scp`] for Entra ID, say).
+    ///
+    /// A token is checked by the member whose issuer its `iss` names exactly; that `iss` is read
+    /// before the signature is checked, but it only chooses which issuer's keys and rules the
+    /// token must then fully meet, `iss` included, so a forged `iss` gains nothing. A token
+    /// naming none of the issuers is [`InvalidToken::WrongIssuer`]. Sets nest (their members
+    /// are taken). No verifier, or two for one issuer, is a [`ConfigError`].
+    pub fn any_of(verifiers: impl IntoIterator<Item = Verifier>) -> Result<Verifier, ConfigError> {
+        let mut members: Vec<Arc<Inner>> = Vec::new();
+        for v in verifiers {
+            let list = match v.kind {
+                Kind::One(inner) => vec![inner],
+                Kind::AnyOf(set) => set.to_vec(),
+            };
+            for inner in list {
+                if members.iter().any(|m| m.issuer == inner.issuer) {
+                    return Err(ConfigError::DuplicateIssuer(inner.issuer.clone()));
+                }
+                members.push(inner);
+            }
+        }
+        if members.is_empty() {
+            return Err(ConfigError::NoIssuers);
+        }
+        Ok(Verifier {
+            #[cfg(feature = "reqwest")]
+            revocations: None,
+            kind: Kind::AnyOf(members.into()),
+        })
     }
 
-    /// Fetch the keys now rather than at the first verification.
+    fn members(&self) -> &[Arc<Inner>] {
+        match &self.kind {
+            Kind::One(inner) => std::slice::from_ref(inner),
+            Kind::AnyOf(set) => set,
+        }
+    }
+
+    /// The configured issuer (for [`Verifier::any_of`], the first one's: see
+    /// [`Verifier::issuers`]).
+    pub fn issuer(&self) -> &str {
+        self.members().first().map_or("", |m| m.issuer.as_str())
+    }
+
+    /// Every issuer this verifier trusts (one, unless built by [`Verifier::any_of`]).
+    pub fn issuers(&self) -> impl Iterator<Item = &str> {
+        self.members().iter().map(|m| m.issuer.as_str())
+    }
+
+    /// Fetch the keys now rather than at the first verification (every issuer's, for
+    /// [`Verifier::any_of`]; the first failure is returned).
     pub async fn warm_up(&self) -> Result<(), VerifyError> {
-        self.inner
-            .cache
-            .usable_keys()
-            .await
-            .map(|_| ())
-            .map_err(VerifyError::KeysUnavailable)
+        for m in self.members() {
+            m.cache
+                .usable_keys()
+                .await
+                .map_err(VerifyError::KeysUnavailable)?;
+        }
+        Ok(())
     }
 
     /// How many times discovery/JWKS fetches ran (metrics and tests).
     pub fn fetch_count(&self) -> u64 {
-        self.inner.cache.fetch_count()
+        self.members().iter().map(|m| m.cache.fetch_count()).sum()
+    }
+
+    /// Also refuse tokens on Tessera's revocation feed (401 `invalid_token`), and, in the feed's
+    /// strict mode, every token while the feed is stale (503). Start the feed's poller with
+    /// [`crate::RevocationFeed::spawn`].
+    #[cfg(feature = "reqwest")]
+    pub fn with_revocation_feed(
+        mut self,
+        feed: Arc<crate::revocation_feed::RevocationFeed>,
+    ) -> Self {
+        self.revocations = Some(feed);
+        self
     }
 
     /// Verify a compact JWS access token. Checks, in order: size, header (`alg` allowlisted,
@@ -474,18 +636,61 @@ impl Verifier {
     /// the signature, then `iss`, `aud`, `exp`, `nbf` and `iat` against the injected clock.
     /// `jku`, `x5u` and `jwk` header parameters are never used.
     pub async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError> {
-        let result = self.verify_inner(token).await;
+        self.verify_from(token, None).await
+    }
+
+    /// [`Verifier::verify`], naming in the audit events (target `tessera_verifier::audit`,
+    /// field `service`) the service the caller says it is (its `X-Service-Name`).
+    pub(crate) async fn verify_from(
+        &self,
+        token: &str,
+        service: Option<&str>,
+    ) -> Result<AccessToken, VerifyError> {
+        let result = match &self.kind {
+            Kind::One(inner) => inner.verify_inner(token).await,
+            Kind::AnyOf(set) => match pick(set, token) {
+                Ok(inner) => inner.verify_inner(token).await,
+                Err(e) => Err(e.into()),
+            },
+        };
+        #[cfg(feature = "reqwest")]
+        let result = match (result, &self.revocations) {
+            (Ok(at), Some(feed)) => feed.check(at.jti()).map(|()| at),
+            (other, _) => other,
+        };
         match &result {
             Ok(at) => {
-                tracing::debug!(target: "tessera_verifier::audit", client_id = %at.client_id(), "token accepted")
+                tracing::debug!(target: "tessera_verifier::audit", client_id = %at.client_id(), service, "token accepted")
             }
             Err(e) => {
-                tracing::info!(target: "tessera_verifier::audit", reason = %e, "token rejected")
+                tracing::info!(target: "tessera_verifier::audit", reason = %e, service, "token rejected")
             }
         }
         result
     }
+}
 
+/// The member of a set whose issuer the token's (not yet verified) `iss` names.
+fn pick<'s>(set: &'s [Arc<Inner>], token: &str) -> Result<&'s Arc<Inner>, InvalidToken> {
+    let max = set.iter().map(|m| m.max_token_bytes).max().unwrap_or(0);
+    if token.len() > max {
+        return Err(InvalidToken::TooLarge);
+    }
+    let mut segments = token.split('.');
+    let p64 = match (segments.next(), segments.next()) {
+        (Some(_), Some(p)) => p,
+        _ => return Err(InvalidToken::Malformed),
+    };
+    let mut buf = [0u8; 1024];
+    let payload = b64_decode(p64, &mut buf)?;
+    let peek: Peek<'_> = serde_json::from_slice(&payload).map_err(|_| InvalidToken::Malformed)?;
+    let iss = peek.iss.ok_or(InvalidToken::WrongIssuer)?;
+    set.iter()
+        .find(|m| m.issuer == *iss)
+        .ok_or(InvalidToken::WrongIssuer)
+}
+
+impl Inner {
     async fn verify_inner(&self, token: &str) -> Result<AccessToken, VerifyError> {
         // The usual case, keys at hand, never waits, so the decoding buffers stay on the stack
         // of a plain call instead of living in this future.
@@ -494,7 +699,7 @@ impl Verifier {
             Err(Stop::Failed(e)) => return Err(e),
             Err(Stop::NeedKeys(kid)) => kid,
         };
-        let entry = match self.inner.cache.lookup(kid.as_deref()).await {
+        let entry = match self.cache.lookup(kid.as_deref()).await {
             Lookup::Found(e) => e,
             Lookup::Unknown => return Err(InvalidToken::UnknownKey.into()),
             Lookup::Unavailable(e) => return Err(VerifyError::KeysUnavailable(e)),
@@ -509,7 +714,7 @@ impl Verifier {
     /// Verify with `key`, or with the cached key the token's `kid` names; stop with
     /// [`Stop::NeedKeys`] when that needs a fetch first.
     fn verify_now(&self, token: &str, key: Option<Arc<KeyEntry>>) -> Result<AccessToken, Stop> {
-        let inner = &self.inner;
+        let inner = self;
         if token.len() > inner.max_token_bytes {
             return Err(InvalidToken::TooLarge.into());
         }
@@ -533,7 +738,10 @@ impl Verifier {
         if !inner.algorithms.contains(&alg) {
             return Err(InvalidToken::AlgorithmNotAllowed.into());
         }
-        if !(header.typ_at_jwt || (self.inner.accept_typ_jwt && header.typ_jwt)) {
+        if !(header.typ_at_jwt
+            || (inner.accept_typ_jwt && header.typ_jwt)
+            || (inner.accept_missing_typ && header.typ_none))
+        {
             return Err(InvalidToken::WrongType.into());
         }
         if header.crit {
@@ -555,7 +763,7 @@ impl Verifier {
     }
 
     fn check_claims(&self, c: Registered<'_>, raw: &str) -> Result<AccessToken, VerifyError> {
-        let inner = &self.inner;
+        let inner = self;
         let now = unix(inner.clock.now());
         if c.iss.as_deref() != Some(inner.issuer.as_str()) {
             return Err(InvalidToken::WrongIssuer.into());
@@ -584,9 +792,24 @@ impl Verifier {
         }
         let text = |v: &str| Text::of(v, raw);
         let subject = c.sub.as_deref().map(text);
-        let client_id = match c.client_id.as_deref() {
+        let foreign_client = || {
+            [&c.azp, &c.appid, &c.cid]
+                .into_iter()
+                .find_map(|claim| claim.as_ref().and_then(StringOrList::as_str))
+                .filter(|_| inner.client_id_from_azp)
+        };
+        let client_id = match c.client_id.as_deref().or_else(foreign_client) {
             Some(id) => text(id),
             None => subject.clone().unwrap_or(Text::Owned("".into())),
+        };
+        let scope = match (c.scope.as_deref(), &c.scp) {
+            (Some(s), _) => Scopes::Joined(text(s)),
+            (None, Some(StringOrList(scp))) if inner.scopes_from_scp => match scp {
+                Shape::One(s) => Scopes::Joined(text(s)),
+                Shape::Many(list) => Scopes::List(list.iter().map(|s| text(s)).collect()),
+                Shape::Other => Scopes::None,
+            },
+            _ => Scopes::None,
         };
         let audience = match &c.aud {
             Some(Aud::One(a)) => Audience::One(text(a)),
@@ -596,7 +819,7 @@ impl Verifier {
         Ok(AccessToken {
             client_id,
             subject,
-            scope: c.scope.as_deref().map(text),
+            scope,
             audience,
             expires_at: exp,
             issued_at: iat,

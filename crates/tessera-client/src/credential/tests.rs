@@ -16,7 +16,8 @@ use serde_json::{json, Value};
 
 use crate::assertion::Env;
 use crate::{
-    AssertionError, AssertionSource, KeyAlg, PrivateKey, RetryPolicy, TokenError, TokenSource,
+    AssertionError, AssertionSource, AuthorizedClient, ClientSecret, KeyAlg, PrivateKey,
+    RetryPolicy, TokenError, TokenSource,
 };
 
 /// One request the fake server saw.
@@ -26,6 +27,8 @@ struct Seen {
     /// Path and query.
     uri: String,
     authorization: Option<String>,
+    /// `X-Service-Name`.
+    service: Option<String>,
     body: String,
 }
 
@@ -82,6 +85,9 @@ fn answer(fake: &Fake, method: Method, uri: Uri, headers: HeaderMap, body: Strin
         uri: uri.clone(),
         authorization: headers
             .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        service: headers
+            .get("x-service-name")
             .map(|v| v.to_str().unwrap().to_owned()),
         body,
     });
@@ -506,4 +512,45 @@ fn debug_shows_no_key_or_runner_token() {
     let gh =
         AssertionSource::github_actions_with_env("aud", Arc::new(move |k| vars.get(k).cloned()));
     assert!(!format!("{gh:?}").contains("runner-secret"));
+}
+
+#[tokio::test]
+async fn service_name_goes_on_token_requests_and_authorized_calls_only_when_set() {
+    let fake = fake_server().await;
+    let token_url = format!("{}/token", fake.base);
+    let named = TokenSource::builder("tc_1", ClientSecret::new("s"))
+        .token_url(&token_url)
+        .service_name("billing worker")
+        .build()
+        .unwrap();
+    let api = AuthorizedClient::new(reqwest::Client::new(), named);
+    api.send(api.get(format!("{}/api/orders", fake.base)))
+        .await
+        .unwrap();
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].uri, "/token");
+    assert_eq!(seen[1].uri, "/api/orders");
+    assert_eq!(seen[1].authorization.as_deref(), Some("Bearer at-0"));
+    for s in &seen {
+        assert_eq!(s.service.as_deref(), Some("billing worker"), "{}", s.uri);
+    }
+
+    let anonymous = TokenSource::builder("tc_1", ClientSecret::new("s"))
+        .token_url(&token_url)
+        .build()
+        .unwrap();
+    let api = AuthorizedClient::new(reqwest::Client::new(), anonymous);
+    api.send(api.get(format!("{}/api/orders", fake.base)))
+        .await
+        .unwrap();
+    assert!(fake.seen()[2..].iter().all(|s| s.service.is_none()));
+
+    for bad in ["", "line\nbreak", "é", &"x".repeat(65)] {
+        let r = TokenSource::builder("tc_1", ClientSecret::new("s"))
+            .token_url(&token_url)
+            .service_name(bad)
+            .build();
+        assert!(matches!(r, Err(TokenError::Config(_))), "{bad:?}");
+    }
 }

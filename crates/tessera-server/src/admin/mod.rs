@@ -13,9 +13,11 @@ use crate::oauth::{
     Audience, Client, ClientAuth, ClientId, ClientKeys, ScopeSet, SecretId, StoredSecret,
 };
 
+mod api_key;
 mod trust;
 use crate::secrets::{ClientSecret, SecretHash};
 use crate::store::{AuditEvent, ClientUpdate, NewClient, Store};
+pub use api_key::{ApiKeyInput, ApiKeyView};
 pub use trust::{TrustInput, TrustView};
 
 /// Longest token lifetime a client may have: one day. Short-lived tokens are the point.
@@ -54,6 +56,9 @@ pub struct ClientView {
     /// The `kid`s of the registered keys (`jwks` only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub key_ids: Vec<String>,
+    /// Custom claims added to its tokens.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub claims: serde_json::Map<String, serde_json::Value>,
     /// Its secrets' ids and validity, never their values.
     pub secrets: Vec<SecretView>,
 }
@@ -87,6 +92,7 @@ impl From<&Client> for ClientView {
             ),
         };
         Self {
+            claims: c.claims.map().clone(),
             token_endpoint_auth_method: c.auth.method_name(),
             jwks_uri,
             jwks,
@@ -129,6 +135,8 @@ pub struct CreateClient {
     pub expires_at: Option<i64>,
     /// `Some`: a `private_key_jwt` client with these keys (no secret is made); `None`: a secret.
     pub keys: Option<KeysInput>,
+    /// Custom claims for its tokens (empty: none).
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A `private_key_jwt` client's public keys, as the operator gives them.
@@ -210,7 +218,7 @@ fn parse_name(name: &str) -> Result<String, AdminError> {
     Ok(n.to_owned())
 }
 
-fn parse_scopes(scopes: &[String]) -> Result<ScopeSet, AdminError> {
+pub(crate) fn parse_scopes(scopes: &[String]) -> Result<ScopeSet, AdminError> {
     if scopes.is_empty() {
         return Err(AdminError::Invalid(
             "at least one --scope is required".into(),
@@ -219,7 +227,7 @@ fn parse_scopes(scopes: &[String]) -> Result<ScopeSet, AdminError> {
     ScopeSet::from_tokens(scopes).map_err(|e| AdminError::Invalid(e.to_string()))
 }
 
-fn parse_audiences(auds: &[String]) -> Result<Vec<Audience>, AdminError> {
+pub(crate) fn parse_audiences(auds: &[String]) -> Result<Vec<Audience>, AdminError> {
     let mut out: Vec<Audience> = Vec::new();
     for a in auds {
         let a = Audience::parse(a)
@@ -229,6 +237,12 @@ fn parse_audiences(auds: &[String]) -> Result<Vec<Audience>, AdminError> {
         }
     }
     Ok(out)
+}
+
+pub(crate) fn parse_claims(
+    map: serde_json::Map<String, serde_json::Value>,
+) -> Result<crate::oauth::claims::CustomClaims, AdminError> {
+    crate::oauth::claims::CustomClaims::new(map).map_err(|e| AdminError::Invalid(e.to_string()))
 }
 
 fn parse_ttl(ttl: u32) -> Result<u32, AdminError> {
@@ -264,6 +278,8 @@ pub struct UpdateClient {
     pub keys: Option<KeysInput>,
     /// Switch a `private_key_jwt` client back to a secret (give it one with `rotate-secret`).
     pub use_secret: bool,
+    /// New custom claims (replace the old ones; an empty map clears them).
+    pub claims: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A secret just created by [`Admin::rotate_secret`]: shown once.
@@ -360,6 +376,7 @@ impl Admin {
         };
         let new = NewClient {
             auth,
+            claims: parse_claims(input.claims)?,
             id: ClientId::generate(),
             name: parse_name(&input.name)?,
             scopes: parse_scopes(&input.scopes)?,
@@ -371,7 +388,7 @@ impl Admin {
         let detail = serde_json::json!({"name": new.name, "scopes": new.scopes.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
             "audiences": new.audiences.iter().map(|a| a.to_string()).collect::<Vec<_>>(), "token_ttl": new.token_ttl,
             "expires_at": new.expires_at, "secret_id": new.secret.as_ref().map(|s| s.id.as_str()),
-            "token_endpoint_auth_method": new.auth.method_name()});
+            "token_endpoint_auth_method": new.auth.method_name(), "claims": new.claims.map()});
         let audit = by.record("client.create", Some(&new.id), detail, now);
         self.store.create_client(&new, now, &audit).await?;
         announce(&audit);
@@ -441,6 +458,7 @@ impl Admin {
         let now = self.clock.now();
         let id = parse_id(id)?;
         let update = ClientUpdate {
+            claims: input.claims.map(parse_claims).transpose()?,
             name: input.name.as_deref().map(parse_name).transpose()?,
             scopes: input.scopes.as_deref().map(parse_scopes).transpose()?,
             audiences: input
@@ -486,6 +504,9 @@ impl Admin {
         }
         if let Some(e) = update.expires_at {
             detail.insert("expires_at".into(), e.into());
+        }
+        if let Some(c) = &update.claims {
+            detail.insert("claims".into(), c.map().clone().into());
         }
         if let Some(a) = &update.auth {
             detail.insert("token_endpoint_auth_method".into(), a.method_name().into());
@@ -656,7 +677,7 @@ fn new_secret(
     Ok((secret, stored))
 }
 
-fn future(t: Option<i64>, now: i64) -> Result<Option<i64>, AdminError> {
+pub(crate) fn future(t: Option<i64>, now: i64) -> Result<Option<i64>, AdminError> {
     match t {
         Some(t) if t <= now => Err(AdminError::Invalid(
             "--expires-at must be in the future".into(),

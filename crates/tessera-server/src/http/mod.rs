@@ -70,6 +70,10 @@ pub fn router(state: AppState) -> Router {
             "/oauth/introspect",
             post(revocation::introspect).fallback(error::method_not_allowed),
         )
+        .route(
+            "/oauth/revocations",
+            get(revocation::feed).fallback(error::method_not_allowed),
+        )
         .route("/jwks.json", get(jwks::jwks))
         // The same key set where several libraries look by default.
         .route("/.well-known/jwks.json", get(jwks::jwks))

@@ -73,4 +73,7 @@ pub struct IssuedClaims {
     pub client_id: String,
     /// Scopes.
     pub scope: String,
+    /// Any other claims (the client's custom claims).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }

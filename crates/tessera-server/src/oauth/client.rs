@@ -159,6 +159,8 @@ pub struct Client {
     pub expires_at: Option<i64>,
     /// How it authenticates.
     pub auth: ClientAuth,
+    /// Claims added to every token it gets.
+    pub claims: crate::oauth::claims::CustomClaims,
     /// Its secrets, including revoked and expired ones.
     pub secrets: Vec<StoredSecret>,
     /// Creation time, unix seconds.

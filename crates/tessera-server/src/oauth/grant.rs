@@ -192,6 +192,7 @@ mod tests {
             enabled: true,
             expires_at: None,
             auth: crate::oauth::ClientAuth::Secret,
+            claims: Default::default(),
             secrets: vec![],
             created_at: 0,
             updated_at: 0,

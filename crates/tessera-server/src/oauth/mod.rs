@@ -4,7 +4,9 @@
 //! these errors into responses.
 
 pub mod access_token;
+pub mod api_key;
 pub mod assertion;
+pub mod claims;
 pub mod client;
 pub mod client_auth;
 pub mod error;

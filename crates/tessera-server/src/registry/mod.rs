@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::clock::Clock;
 use crate::keys::lifecycle::{self, LifecycleError};
 use crate::keys::{self, Alg, KeyRing, MasterKey, StoredKey};
+use crate::oauth::api_key::{ApiKey, KeyHash};
 use crate::oauth::trust::Trust;
 use crate::oauth::{Client, ClientId, ScopeSet};
 use crate::secrets::CredentialVerifier;
@@ -58,6 +59,8 @@ pub struct Registry {
     stored_keys: RwLock<Arc<Vec<StoredKey>>>,
     /// Workload identity federation trusts, as of the last reload.
     trusts: RwLock<Arc<Vec<Trust>>>,
+    /// Managed API keys by hash, as of the last reload.
+    api_keys: RwLock<Arc<HashMap<KeyHash, Arc<ApiKey>>>>,
     /// When trusts were last re-read outside a reload (see [`Registry::reread_trusts`]).
     trusts_reread: std::sync::Mutex<Option<Instant>>,
     ring: RwLock<Arc<KeyRing>>,
@@ -108,7 +111,9 @@ impl Registry {
         let revision = store.revision().await?;
         let clients = store.load_clients().await?;
         let trusts = store.load_trusts().await?;
+        let api_keys = index_keys(store.load_api_keys().await?);
         Ok(Self {
+            api_keys: RwLock::new(Arc::new(api_keys)),
             trusts: RwLock::new(Arc::new(trusts)),
             trusts_reread: std::sync::Mutex::new(None),
             store,
@@ -268,6 +273,10 @@ impl Registry {
             if let Ok(mut w) = self.trusts.write() {
                 *w = Arc::new(trusts);
             }
+            let keys = index_keys(self.store.load_api_keys().await?);
+            if let Ok(mut w) = self.api_keys.write() {
+                *w = Arc::new(keys);
+            }
             self.revision.store(revision, Ordering::Release);
         }
         let stored = self
@@ -284,6 +293,31 @@ impl Registry {
             *w = Arc::new(ring);
         }
         Ok(changed)
+    }
+
+    /// The API key with `hash`: from memory, or (a key made since the last refresh) read from
+    /// the database with the same bounds as a client look-up.
+    pub async fn find_api_key(&self, hash: &KeyHash) -> Result<Option<Arc<ApiKey>>, Unavailable> {
+        if let Some(k) = self.api_keys.read().ok().and_then(|m| m.get(hash).cloned()) {
+            return Ok(Some(k));
+        }
+        let waiting = self.waiting_lookups.fetch_add(1, Ordering::AcqRel);
+        let permit = if waiting >= MAX_WAITING_LOOKUPS {
+            None
+        } else {
+            tokio::time::timeout(LOOKUP_WAIT, self.lookups.acquire())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        self.waiting_lookups.fetch_sub(1, Ordering::AcqRel);
+        let Some(_permit) = permit else {
+            return Err(Unavailable);
+        };
+        match tokio::time::timeout(Duration::from_secs(2), self.store.get_api_key(hash)).await {
+            Ok(Ok(k)) => Ok(k.map(Arc::new)),
+            _ => Err(Unavailable),
+        }
     }
 
     /// The federation trusts, as of the last refresh.
@@ -418,4 +452,8 @@ fn index(clients: Vec<Client>) -> HashMap<ClientId, Arc<Client>> {
         .into_iter()
         .map(|c| (c.id.clone(), Arc::new(c)))
         .collect()
+}
+
+fn index_keys(keys: Vec<ApiKey>) -> HashMap<KeyHash, Arc<ApiKey>> {
+    keys.into_iter().map(|k| (k.hash, Arc::new(k))).collect()
 }

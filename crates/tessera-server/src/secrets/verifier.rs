@@ -363,6 +363,7 @@ mod tests {
             enabled: true,
             expires_at: None,
             auth: crate::oauth::ClientAuth::Secret,
+            claims: Default::default(),
             secrets: vec![StoredSecret {
                 id: SecretId::new("s1".into()),
                 hash: SecretHash::create(secret).unwrap(),

@@ -67,6 +67,8 @@ pub struct NewClient {
     pub expires_at: Option<i64>,
     /// How it authenticates.
     pub auth: ClientAuth,
+    /// Claims added to its tokens.
+    pub claims: crate::oauth::claims::CustomClaims,
     /// Its first secret (a secret client's; `None` for `private_key_jwt`).
     pub secret: Option<StoredSecret>,
 }
@@ -89,6 +91,8 @@ pub struct ClientUpdate {
     /// New authentication method (and keys). Switching to `private_key_jwt` revokes the
     /// client's secrets in the same transaction.
     pub auth: Option<ClientAuth>,
+    /// New custom claims (replace the old ones; empty clears them).
+    pub claims: Option<crate::oauth::claims::CustomClaims>,
 }
 
 /// An admin change, as stored in `audit_events`. `detail` never holds a secret or a token.
@@ -270,6 +274,23 @@ impl Store {
         dispatch!(self, s => s.revoke_token(jti, client, expires_at).await)
     }
 
+    /// Revocations numbered above `since` and at most `upto` whose token has not expired at
+    /// `now`, in number order, at most `limit`: `(number, jti, exp)`.
+    pub async fn revocations_since(
+        &self,
+        since: i64,
+        upto: i64,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, i64)>, StoreError> {
+        dispatch!(self, s => s.revocations_since(since, upto, now, limit).await)
+    }
+
+    /// The number of the latest revocation.
+    pub async fn revocation_cursor(&self) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.revocation_cursor().await)
+    }
+
     /// Whether a token id was revoked.
     pub async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         dispatch!(self, s => s.is_revoked(jti).await)
@@ -309,6 +330,38 @@ impl Store {
     /// Forget assertion ids that expired before `now`; returns how many.
     pub async fn purge_assertion_jtis(&self, now: i64) -> Result<u64, StoreError> {
         dispatch!(self, s => s.purge_assertion_jtis(now).await)
+    }
+
+    /// Every API key.
+    pub async fn load_api_keys(&self) -> Result<Vec<crate::oauth::api_key::ApiKey>, StoreError> {
+        dispatch!(self, s => s.load_api_keys().await)
+    }
+
+    /// The API key with this hash.
+    pub async fn get_api_key(
+        &self,
+        hash: &crate::oauth::api_key::KeyHash,
+    ) -> Result<Option<crate::oauth::api_key::ApiKey>, StoreError> {
+        dispatch!(self, s => s.get_api_key(hash).await)
+    }
+
+    /// Register an API key.
+    pub async fn create_api_key(
+        &self,
+        k: &crate::oauth::api_key::ApiKey,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.create_api_key(k, audit).await)
+    }
+
+    /// Revoke an API key; `false` if there is no such unrevoked key.
+    pub async fn revoke_api_key(
+        &self,
+        id: &str,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.revoke_api_key(id, now, audit).await)
     }
 
     /// Every trust.

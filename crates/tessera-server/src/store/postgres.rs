@@ -37,6 +37,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "secretless",
         include_str!("../../../../migrations/postgres/0005_secretless.sql"),
     ),
+    (
+        6,
+        "resource_side",
+        include_str!("../../../../migrations/postgres/0006_resource_side.sql"),
+    ),
 ];
 
 /// The channel on which every change is announced (`NOTIFY`), so replicas reload at once

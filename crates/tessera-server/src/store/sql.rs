@@ -80,6 +80,7 @@ use std::str::FromStr as _;
 use sqlx::Row as _;
 
 use crate::keys::{Alg, Jwk, Kid, StoredKey};
+use crate::oauth::api_key::{self, ApiKey, KeyHash};
 use crate::oauth::trust::{SubjectPattern, Trust, TrustIssuer, TrustKeys};
 use crate::oauth::{Client, ClientAuth, ClientId, ClientKeys, SecretId, StoredSecret};
 use crate::secrets::SecretHash;
@@ -188,7 +189,7 @@ where
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO clients (id, name, scopes, audiences, token_ttl, enabled, created_at, updated_at, expires_at, \
-             auth_method, jwks, jwks_uri) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             auth_method, jwks, jwks_uri, claims) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(c.id.as_str())
         .bind(&c.name)
@@ -202,6 +203,7 @@ where
         .bind(auth_columns(&c.auth).0)
         .bind(auth_columns(&c.auth).1)
         .bind(auth_columns(&c.auth).2)
+        .bind(c.claims.to_json())
         .execute(&mut *tx)
         .await?;
         if let Some(secret) = &c.secret {
@@ -236,7 +238,8 @@ where
              expires_at = CASE WHEN $7 THEN $8 ELSE expires_at END, \
              auth_method = COALESCE($10, auth_method), \
              jwks = CASE WHEN $11 THEN $12 ELSE jwks END, \
-             jwks_uri = CASE WHEN $11 THEN $13 ELSE jwks_uri END WHERE id = $9",
+             jwks_uri = CASE WHEN $11 THEN $13 ELSE jwks_uri END, \
+             claims = COALESCE($14, claims) WHERE id = $9",
         )
         .bind(u.name.as_deref())
         .bind(u.scopes.as_ref().map(|s| s.to_string()))
@@ -251,6 +254,7 @@ where
         .bind(u.auth.is_some())
         .bind(u.auth.as_ref().and_then(|a| auth_columns(a).1))
         .bind(u.auth.as_ref().and_then(|a| auth_columns(a).2))
+        .bind(u.claims.as_ref().map(|c| c.to_json()))
         .execute(&mut *tx)
         .await?;
         if matches!(u.auth, Some(ClientAuth::PrivateKeyJwt(_))) && DB::rows_affected(&r) > 0 {
@@ -309,6 +313,82 @@ where
             .execute(&self.pool)
             .await?;
         Ok(DB::rows_affected(&r))
+    }
+
+    pub(crate) async fn load_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::api_key_from_row).collect()
+    }
+
+    pub(crate) async fn get_api_key(&self, hash: &KeyHash) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE hash = $1")
+            .bind(api_key::to_hex(hash))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::api_key_from_row).transpose()
+    }
+
+    pub(crate) async fn create_api_key(
+        &self,
+        k: &ApiKey,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, hash, scopes, audiences, claims, created_at, expires_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)",
+        )
+        .bind(k.id.as_str())
+        .bind(k.name.as_str())
+        .bind(api_key::to_hex(&k.hash))
+        .bind(k.scopes.to_string())
+        .bind(audiences_to_json(&k.audiences))
+        .bind(k.claims.to_json())
+        .bind(k.created_at)
+        .bind(k.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        Self::commit_change(tx, audit).await
+    }
+
+    pub(crate) async fn revoke_api_key(
+        &self,
+        id: &str,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let r =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        Self::commit_if_changed(tx, &r, audit).await
+    }
+
+    fn api_key_from_row(row: &DB::Row) -> Result<ApiKey, StoreError> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            table: "api_keys",
+            detail,
+        };
+        let hash: String = row.try_get("hash")?;
+        Ok(ApiKey {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            hash: api_key::from_hex(&hash).ok_or_else(|| corrupt("hash".into()))?,
+            scopes: scopes_from_text(&row.try_get::<String, _>("scopes")?)?,
+            audiences: audiences_from_json(&row.try_get::<String, _>("audiences")?)?,
+            claims: crate::oauth::claims::CustomClaims::from_json(
+                &row.try_get::<String, _>("claims")?,
+            )
+            .map_err(|e| corrupt(e.to_string()))?,
+            created_at: row.try_get("created_at")?,
+            expires_at: row.try_get("expires_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+        })
     }
 
     pub(crate) async fn load_trusts(&self) -> Result<Vec<Trust>, StoreError> {
@@ -502,13 +582,59 @@ where
         client: &ClientId,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO revoked_tokens (jti, client_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING")
+        // The feed's number is taken under the counter row's lock, in the same transaction, so
+        // revocations commit in number order and a reader that has seen N missed nothing below.
+        let mut tx = self.pool.begin().await?;
+        let seq: i64 = sqlx::query_scalar(
+            "UPDATE meta SET revocation_seq = revocation_seq + 1 WHERE id = 1 RETURNING revocation_seq",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO revoked_tokens (jti, client_id, expires_at, seq) VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING")
             .bind(jti)
             .bind(client.as_str())
             .bind(expires_at)
-            .execute(&self.pool)
+            .bind(seq)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    pub(crate) async fn revocations_since(
+        &self,
+        since: i64,
+        upto: i64,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, jti, expires_at FROM revoked_tokens WHERE seq > $1 AND seq <= $2 AND expires_at > $3 \
+             ORDER BY seq LIMIT $4",
+        )
+        .bind(since)
+        .bind(upto)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("seq")?,
+                    r.try_get("jti")?,
+                    r.try_get("expires_at")?,
+                ))
+            })
+            .collect()
+    }
+
+    pub(crate) async fn revocation_cursor(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT revocation_seq FROM meta WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     pub(crate) async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
@@ -697,6 +823,13 @@ where
                 row.try_get("jwks")?,
                 row.try_get("jwks_uri")?,
             )?,
+            claims: crate::oauth::claims::CustomClaims::from_json(
+                &row.try_get::<String, _>("claims")?,
+            )
+            .map_err(|e| StoreError::Corrupt {
+                table: "clients",
+                detail: e.to_string(),
+            })?,
             secrets: Vec::new(),
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,

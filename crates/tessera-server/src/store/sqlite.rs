@@ -35,6 +35,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "secretless",
         include_str!("../../../../migrations/sqlite/0005_secretless.sql"),
     ),
+    (
+        6,
+        "resource_side",
+        include_str!("../../../../migrations/sqlite/0006_resource_side.sql"),
+    ),
 ];
 
 /// SQLite store.
