@@ -9,6 +9,11 @@
 //! headers: a plain scope requirement next to `Requirement::role("ADMIN")` with the role granted
 //! by a claim (`groups` contains `git-admins`, so the claims are read) and by a scope.
 //!
+//! The second table's last column adds a revocation feed holding 10,000 revoked ids to the
+//! role-from-a-claim guard (issue 13: roles and the revocation set together). A third line
+//! measures managed API keys answered from the cache (after one introspection by a local
+//! stand-in for Tessera).
+//!
 //! `cargo bench -p tessera-verifier --bench verify` (add `-- 5` for 5 s per measurement;
 //! `BENCH_ONLY=RS256` to run one algorithm).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -239,7 +244,26 @@ fn main() {
         let plain = guard.requiring(Requirement::all(["s2s:internal"]));
         let by_claim = guard.requiring(Requirement::role("ADMIN"));
         let by_scope = guard.requiring(Requirement::role("INTERNAL"));
-        let (mut e, mut f, mut g) = (0, 0, 0);
+        // Roles and a revocation set of 10,000 ids (none of them these tokens').
+        let feed = rt.block_on(async {
+            tessera_verifier::RevocationFeed::builder(
+                "https://issuer.bench",
+                "rs",
+                tessera_verifier::ClientSecret::new("x"),
+            )
+            .build()
+            .unwrap()
+        });
+        for i in 0..10_000 {
+            feed.insert(format!("revoked-{i:05}-aaaaaaaaaaaaaaaa"), i64::MAX);
+        }
+        feed.mark_fresh();
+        let with_feed = Guard::new(v.clone().with_revocation_feed(feed))
+            .with_roles(Arc::new(RoleMap::new().role("ADMIN", |r| {
+                r.scope("s2s:admin").claim("groups", "git-admins")
+            })))
+            .requiring(Requirement::role("ADMIN"));
+        let (mut e, mut f, mut g, mut h) = (0, 0, 0, 0);
         let r = rates(
             dur,
             &mut [
@@ -252,18 +276,74 @@ fn main() {
                 &mut || {
                     poll_now(by_scope.check(&headers[next(&mut g)])).unwrap();
                 },
+                &mut || {
+                    poll_now(with_feed.check(&headers[next(&mut h)])).unwrap();
+                },
             ],
         );
-        guard_rows.push((case.name, r[0], r[1], r[2]));
+        guard_rows.push((case.name, r[0], r[1], r[2], r[3]));
     }
     println!();
-    println!("| alg | Guard::check, scope requirement /s | Guard::check, role from a claim /s | role from claim vs scope | added per request | Guard::check, role from a scope /s |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (name, plain, claim, scope) in guard_rows {
+    println!("| alg | Guard::check, scope requirement /s | Guard::check, role from a claim /s | role from claim vs scope | added per request | Guard::check, role from a scope /s | role from a claim + 10k revoked ids /s | vs scope requirement |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, plain, claim, scope, fed) in guard_rows {
         println!(
-            "| {name} | {plain:.0} | {claim:.0} | {:.1} % | {:.0} ns | {scope:.0} |",
+            "| {name} | {plain:.0} | {claim:.0} | {:.1} % | {:.0} ns | {scope:.0} | {fed:.0} | {:.1} % |",
             100.0 * claim / plain,
             1e9 / claim - 1e9 / plain,
+            100.0 * fed / plain,
         );
     }
+    api_key_cache(&rt, dur);
+}
+
+/// Managed API keys answered from the cache: one introspection by a local stand-in for Tessera,
+/// then every check a cache hit.
+fn api_key_cache(rt: &tokio::runtime::Runtime, dur: Duration) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            let app = axum::Router::new().route(
+                "/oauth/introspect",
+                axum::routing::post(|| async {
+                    axum::Json(
+                        json!({"active": true, "token_type": "api_key", "client_id": "ak_bench",
+                        "sub": "ak_bench", "scope": "s2s:internal", "aud": "https://api.bench"}),
+                    )
+                }),
+            );
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    let addr = rx.recv().unwrap();
+    let keys = rt.block_on(async {
+        tessera_verifier::ManagedApiKeys::builder(
+            &format!("http://{addr}"),
+            "rs",
+            tessera_verifier::ClientSecret::new("x"),
+        )
+        .audience("https://api.bench")
+        .build()
+        .unwrap()
+    });
+    let key = "tak_benchbenchbenchbenchbenchbenchbenchbenchb";
+    rt.block_on(keys.check(key)).unwrap();
+    let r = rates(
+        dur,
+        &mut [&mut || {
+            poll_now(keys.check(key)).unwrap();
+        }],
+    );
+    println!();
+    println!(
+        "Managed API keys answered from the cache: {:.0} checks/s (introspections: {})",
+        r[0],
+        keys.introspections()
+    );
 }

@@ -68,5 +68,6 @@ pub use managed_keys::{ManagedApiKeys, ManagedApiKeysBuilder};
 #[cfg(feature = "reqwest")]
 pub use revocation_feed::{RevocationFeed, RevocationFeedBuilder};
 pub use roles::{RoleGrants, RoleMap};
+pub use tessera_proto::ClientSecret;
 pub use token::{AccessToken, ClaimError, ScopeError};
 pub use verifier::{Verifier, VerifierBuilder};
