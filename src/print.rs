@@ -29,6 +29,9 @@ pub(crate) fn print_client(v: &ClientView) {
     );
     println!("token_ttl:     {}s", v.token_ttl);
     println!("auth_method:   {}", v.token_endpoint_auth_method);
+    if let Some(q) = v.max_tokens_per_minute {
+        println!("token_quota:   {q}/min");
+    }
     for (k, val) in &v.claims {
         println!("claim:         {k}={val}");
     }

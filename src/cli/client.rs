@@ -40,6 +40,10 @@ pub(crate) enum ClientCommand {
         keys: KeysArgs,
         #[command(flatten)]
         claims: ClaimArgs,
+        /// Tokens per minute this client may get from each replica (default: the server's
+        /// --max-tokens-per-minute). Beyond it: 429 with Retry-After.
+        #[arg(long)]
+        max_tokens_per_minute: Option<u32>,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -105,6 +109,9 @@ pub(crate) enum ClientCommand {
         /// Remove all custom claims.
         #[arg(long, conflicts_with_all = ["claim", "claim_json"])]
         clear_claims: bool,
+        /// Set this client's token quota per minute; 0 returns it to the server's default.
+        #[arg(long)]
+        max_tokens_per_minute: Option<u32>,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -224,6 +231,7 @@ pub(crate) async fn run(admin: &Admin, cmd: ClientCommand) -> anyhow::Result<()>
             auth,
             keys,
             claims,
+            max_tokens_per_minute,
             output,
         } => {
             let keys = keys.input()?;
@@ -245,6 +253,7 @@ pub(crate) async fn run(admin: &Admin, cmd: ClientCommand) -> anyhow::Result<()>
                 expires_at,
                 keys,
                 claims,
+                max_tokens_per_minute,
             };
             let (view, secret) = admin.create_client(&by, input).await?;
             if output == Output::Json {
@@ -333,6 +342,7 @@ pub(crate) async fn run(admin: &Admin, cmd: ClientCommand) -> anyhow::Result<()>
             keys,
             claims,
             clear_claims,
+            max_tokens_per_minute,
             output,
         } => {
             let keys = keys.input()?;
@@ -354,6 +364,7 @@ pub(crate) async fn run(admin: &Admin, cmd: ClientCommand) -> anyhow::Result<()>
                 }
             }
             let input = UpdateClient {
+                max_tokens_per_minute: max_tokens_per_minute.map(|n| (n > 0).then_some(n)),
                 claims,
                 use_secret: auth == Some(AuthArg::ClientSecret),
                 keys,

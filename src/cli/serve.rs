@@ -75,6 +75,10 @@ pub(crate) struct ServeArgs {
     /// Largest request head (request line + headers), in bytes (at least 8192).
     #[arg(long, env = "TESSERA_MAX_HEADER_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(8192..))]
     pub(crate) max_header_bytes: u64,
+    /// Tokens per minute a client may get from this replica unless it has its own
+    /// `--max-tokens-per-minute` (0: no limit). Beyond it: 429 with Retry-After.
+    #[arg(long, env = "TESSERA_MAX_TOKENS_PER_MINUTE", default_value_t = 0)]
+    pub(crate) max_tokens_per_minute: u32,
     /// Longest lifetime (`exp - iat`) of a `private_key_jwt` client assertion (default 1h:
     /// Authlib signs assertions valid for an hour).
     #[arg(long, env = "TESSERA_MAX_ASSERTION_LIFETIME", default_value = "1h", value_parser = humantime::parse_duration)]
@@ -174,6 +178,8 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         max_header_bytes: usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX),
         shutdown_grace: Duration::from_secs(30),
         key_rotation_interval: args.key_rotation_interval.filter(|d| !d.is_zero()),
+        default_max_tokens_per_minute: (args.max_tokens_per_minute > 0)
+            .then_some(args.max_tokens_per_minute),
         max_assertion_lifetime: args.max_assertion_lifetime,
         external_jwks_cooldown: args.external_jwks_cooldown,
     };

@@ -11,6 +11,7 @@
 // Tests fail loudly: unwrap/expect are the point here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
 mod audit;
 mod cli;
 mod client;

@@ -107,6 +107,10 @@ pub struct Authority {
     fallback_audience: Audience,
     /// Which `typ` each token gets.
     typ: TypPolicy,
+    /// Per-client token quotas (this replica's counts).
+    quotas: crate::quota::Quotas,
+    /// The quota of clients without their own (`None`: no limit).
+    default_quota: Option<u32>,
     /// The verifier of this server's own tokens (any audience) over the key ring it was built
     /// from; rebuilt when the published keys change.
     own_tokens: Mutex<Option<(Arc<KeyRing>, Verifier)>>,
@@ -170,6 +174,15 @@ pub const FEDERATED_ALGS: [Algorithm; 9] = Algorithm::ALL;
 /// Why an assertion could not be checked (as opposed to failing a check): answered 503.
 struct CannotCheck(&'static str);
 
+/// How tokens are issued: their `typ`, and the default quota.
+#[derive(Debug, Clone, Default)]
+pub struct TokenPolicy {
+    /// Which `typ` each token gets.
+    pub typ: TypPolicy,
+    /// Tokens per minute for a client without its own quota (`None`: no limit).
+    pub default_max_tokens_per_minute: Option<u32>,
+}
+
 /// Which `typ` a token gets: RFC 9068's `at+jwt` unless the deployment asked for `JWT`, for
 /// every token or for the audiences whose resource servers refuse `at+jwt`.
 #[derive(Debug, Clone, Default)]
@@ -208,7 +221,7 @@ impl Authority {
         revocations: Revocations,
         clock: Clock,
         issuer: Issuer,
-        typ: TypPolicy,
+        policy: TokenPolicy,
         secretless: Secretless,
     ) -> Result<Self, crate::config::ConfigError> {
         let fallback_audience = Audience::parse(issuer.as_str())
@@ -220,7 +233,9 @@ impl Authority {
             clock,
             issuer,
             fallback_audience,
-            typ,
+            typ: policy.typ,
+            quotas: crate::quota::Quotas::default(),
+            default_quota: policy.default_max_tokens_per_minute,
             own_tokens: Mutex::new(None),
             secretless,
         })
@@ -338,6 +353,21 @@ impl Authority {
         }
         let now = self.clock.now();
         let grant = grant::decide(&client, req, &self.fallback_audience)?;
+        // Counted only for requests that would get a token: refusals cost a quota nothing.
+        if let Some(per_minute) = client.max_tokens_per_minute.or(self.default_quota) {
+            let now_ms = now.saturating_mul(1000);
+            if let Err(wait) = self.quotas.take(&client.id, per_minute, now_ms) {
+                tracing::info!(
+                    target: "tessera::audit",
+                    event = "quota_exceeded",
+                    client_id = %client.id,
+                    per_minute,
+                    source = origin.source_ip(),
+                    "token quota exceeded"
+                );
+                return Err(OAuthError::quota_exceeded(wait));
+            }
+        }
         let ring = self.registry.key_ring();
         let jti = crate::random::base64url(16);
         let scope = grant.scopes.to_string();

@@ -19,6 +19,7 @@ pub mod config;
 pub mod http;
 pub mod keys;
 pub mod oauth;
+pub mod quota;
 pub mod random;
 pub mod registry;
 pub mod replay;
@@ -109,9 +110,12 @@ impl App {
             Revocations::new(store.clone()),
             clock.clone(),
             issuer,
-            authority::TypPolicy {
-                default: config.access_token_typ,
-                jwt_audiences: config.jwt_typ_audiences.clone(),
+            authority::TokenPolicy {
+                typ: authority::TypPolicy {
+                    default: config.access_token_typ,
+                    jwt_audiences: config.jwt_typ_audiences.clone(),
+                },
+                default_max_tokens_per_minute: config.default_max_tokens_per_minute,
             },
             authority::Secretless::new(
                 replay::ReplayGuard::spawn(store.clone()),

@@ -57,6 +57,7 @@ impl Harness {
             max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(1),
             key_rotation_interval: None,
+            default_max_tokens_per_minute: None,
             max_assertion_lifetime: Duration::from_secs(3600),
             external_jwks_cooldown: Duration::from_secs(30),
         };
@@ -88,6 +89,7 @@ impl Harness {
                     expires_at,
                     keys: None,
                     claims: Default::default(),
+                    max_tokens_per_minute: None,
                 },
             )
             .await

@@ -59,6 +59,9 @@ pub struct ClientView {
     /// Custom claims added to its tokens.
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub claims: serde_json::Map<String, serde_json::Value>,
+    /// Its own token quota per minute (absent: the server's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens_per_minute: Option<u32>,
     /// Its secrets' ids and validity, never their values.
     pub secrets: Vec<SecretView>,
 }
@@ -93,6 +96,7 @@ impl From<&Client> for ClientView {
         };
         Self {
             claims: c.claims.map().clone(),
+            max_tokens_per_minute: c.max_tokens_per_minute,
             token_endpoint_auth_method: c.auth.method_name(),
             jwks_uri,
             jwks,
@@ -137,6 +141,8 @@ pub struct CreateClient {
     pub keys: Option<KeysInput>,
     /// Custom claims for its tokens (empty: none).
     pub claims: serde_json::Map<String, serde_json::Value>,
+    /// Its token quota per minute (`None`: the server's default).
+    pub max_tokens_per_minute: Option<u32>,
 }
 
 /// A `private_key_jwt` client's public keys, as the operator gives them.
@@ -239,6 +245,15 @@ pub(crate) fn parse_audiences(auds: &[String]) -> Result<Vec<Audience>, AdminErr
     Ok(out)
 }
 
+fn parse_quota(n: u32) -> Result<u32, AdminError> {
+    if n == 0 || n > 1_000_000 {
+        return Err(AdminError::Invalid(
+            "--max-tokens-per-minute must be between 1 and 1000000".into(),
+        ));
+    }
+    Ok(n)
+}
+
 pub(crate) fn parse_claims(
     map: serde_json::Map<String, serde_json::Value>,
 ) -> Result<crate::oauth::claims::CustomClaims, AdminError> {
@@ -280,6 +295,8 @@ pub struct UpdateClient {
     pub use_secret: bool,
     /// New custom claims (replace the old ones; an empty map clears them).
     pub claims: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Set (`Some(Some(n))`) or clear (`Some(None)`) the token quota.
+    pub max_tokens_per_minute: Option<Option<u32>>,
 }
 
 /// A secret just created by [`Admin::rotate_secret`]: shown once.
@@ -377,6 +394,7 @@ impl Admin {
         let new = NewClient {
             auth,
             claims: parse_claims(input.claims)?,
+            max_tokens_per_minute: input.max_tokens_per_minute.map(parse_quota).transpose()?,
             id: ClientId::generate(),
             name: parse_name(&input.name)?,
             scopes: parse_scopes(&input.scopes)?,
@@ -459,6 +477,10 @@ impl Admin {
         let id = parse_id(id)?;
         let update = ClientUpdate {
             claims: input.claims.map(parse_claims).transpose()?,
+            max_tokens_per_minute: match input.max_tokens_per_minute {
+                Some(Some(n)) => Some(Some(parse_quota(n)?)),
+                other => other,
+            },
             name: input.name.as_deref().map(parse_name).transpose()?,
             scopes: input.scopes.as_deref().map(parse_scopes).transpose()?,
             audiences: input
@@ -504,6 +526,9 @@ impl Admin {
         }
         if let Some(e) = update.expires_at {
             detail.insert("expires_at".into(), e.into());
+        }
+        if let Some(q) = update.max_tokens_per_minute {
+            detail.insert("max_tokens_per_minute".into(), q.into());
         }
         if let Some(c) = &update.claims {
             detail.insert("claims".into(), c.map().clone().into());

@@ -21,6 +21,7 @@ pub struct ApiError {
 impl From<OAuthError> for ApiError {
     fn from(error: OAuthError) -> Self {
         let status = match error.code {
+            _ if error.too_many => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,

@@ -161,6 +161,8 @@ pub struct Client {
     pub auth: ClientAuth,
     /// Claims added to every token it gets.
     pub claims: crate::oauth::claims::CustomClaims,
+    /// Its token quota per minute (`None`: the server's default).
+    pub max_tokens_per_minute: Option<u32>,
     /// Its secrets, including revoked and expired ones.
     pub secrets: Vec<StoredSecret>,
     /// Creation time, unix seconds.

@@ -56,6 +56,8 @@ pub struct OAuthError {
     pub basic_challenge: bool,
     /// Seconds for `Retry-After` on `temporarily_unavailable`.
     pub retry_after: Option<u32>,
+    /// The client is over its token quota: 429 (RFC 6585) rather than 503.
+    pub too_many: bool,
 }
 
 impl OAuthError {
@@ -66,6 +68,19 @@ impl OAuthError {
             description: description.into(),
             basic_challenge: false,
             retry_after: None,
+            too_many: false,
+        }
+    }
+
+    /// Over the client's token quota: 429 with `Retry-After`, an RFC 6749-shaped body whose
+    /// `error` is `temporarily_unavailable` (RFC 6749 has no code of its own for it).
+    pub fn quota_exceeded(retry_after: u32) -> Self {
+        Self {
+            too_many: true,
+            ..Self::unavailable(
+                "token quota exceeded for this client; retry later",
+                retry_after,
+            )
         }
     }
 

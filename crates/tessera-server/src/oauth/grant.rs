@@ -193,6 +193,7 @@ mod tests {
             expires_at: None,
             auth: crate::oauth::ClientAuth::Secret,
             claims: Default::default(),
+            max_tokens_per_minute: None,
             secrets: vec![],
             created_at: 0,
             updated_at: 0,

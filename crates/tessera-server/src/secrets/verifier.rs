@@ -364,6 +364,7 @@ mod tests {
             expires_at: None,
             auth: crate::oauth::ClientAuth::Secret,
             claims: Default::default(),
+            max_tokens_per_minute: None,
             secrets: vec![StoredSecret {
                 id: SecretId::new("s1".into()),
                 hash: SecretHash::create(secret).unwrap(),

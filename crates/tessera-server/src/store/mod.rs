@@ -69,6 +69,8 @@ pub struct NewClient {
     pub auth: ClientAuth,
     /// Claims added to its tokens.
     pub claims: crate::oauth::claims::CustomClaims,
+    /// Its token quota per minute (`None`: the server's default).
+    pub max_tokens_per_minute: Option<u32>,
     /// Its first secret (a secret client's; `None` for `private_key_jwt`).
     pub secret: Option<StoredSecret>,
 }
@@ -93,6 +95,8 @@ pub struct ClientUpdate {
     pub auth: Option<ClientAuth>,
     /// New custom claims (replace the old ones; empty clears them).
     pub claims: Option<crate::oauth::claims::CustomClaims>,
+    /// Set (`Some(Some(n))`) or clear (`Some(None)`: the server's default) the token quota.
+    pub max_tokens_per_minute: Option<Option<u32>>,
 }
 
 /// An admin change, as stored in `audit_events`. `detail` never holds a secret or a token.

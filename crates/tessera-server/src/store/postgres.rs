@@ -42,6 +42,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "resource_side",
         include_str!("../../../../migrations/postgres/0006_resource_side.sql"),
     ),
+    (
+        7,
+        "abuse",
+        include_str!("../../../../migrations/postgres/0007_abuse.sql"),
+    ),
 ];
 
 /// The channel on which every change is announced (`NOTIFY`), so replicas reload at once

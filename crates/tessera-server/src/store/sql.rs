@@ -189,7 +189,8 @@ where
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO clients (id, name, scopes, audiences, token_ttl, enabled, created_at, updated_at, expires_at, \
-             auth_method, jwks, jwks_uri, claims) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             auth_method, jwks, jwks_uri, claims, max_tokens_per_minute) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(c.id.as_str())
         .bind(&c.name)
@@ -204,6 +205,7 @@ where
         .bind(auth_columns(&c.auth).1)
         .bind(auth_columns(&c.auth).2)
         .bind(c.claims.to_json())
+        .bind(c.max_tokens_per_minute.map(i64::from))
         .execute(&mut *tx)
         .await?;
         if let Some(secret) = &c.secret {
@@ -239,7 +241,8 @@ where
              auth_method = COALESCE($10, auth_method), \
              jwks = CASE WHEN $11 THEN $12 ELSE jwks END, \
              jwks_uri = CASE WHEN $11 THEN $13 ELSE jwks_uri END, \
-             claims = COALESCE($14, claims) WHERE id = $9",
+             claims = COALESCE($14, claims), \
+             max_tokens_per_minute = CASE WHEN $15 THEN $16 ELSE max_tokens_per_minute END WHERE id = $9",
         )
         .bind(u.name.as_deref())
         .bind(u.scopes.as_ref().map(|s| s.to_string()))
@@ -255,6 +258,8 @@ where
         .bind(u.auth.as_ref().and_then(|a| auth_columns(a).1))
         .bind(u.auth.as_ref().and_then(|a| auth_columns(a).2))
         .bind(u.claims.as_ref().map(|c| c.to_json()))
+        .bind(u.max_tokens_per_minute.is_some())
+        .bind(u.max_tokens_per_minute.flatten().map(i64::from))
         .execute(&mut *tx)
         .await?;
         if matches!(u.auth, Some(ClientAuth::PrivateKeyJwt(_))) && DB::rows_affected(&r) > 0 {
@@ -830,6 +835,9 @@ where
                 table: "clients",
                 detail: e.to_string(),
             })?,
+            max_tokens_per_minute: row
+                .try_get::<Option<i64>, _>("max_tokens_per_minute")?
+                .and_then(|n| u32::try_from(n).ok()),
             secrets: Vec::new(),
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,

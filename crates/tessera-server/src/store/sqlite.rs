@@ -40,6 +40,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "resource_side",
         include_str!("../../../../migrations/sqlite/0006_resource_side.sql"),
     ),
+    (
+        7,
+        "abuse",
+        include_str!("../../../../migrations/sqlite/0007_abuse.sql"),
+    ),
 ];
 
 /// SQLite store.
