@@ -75,6 +75,17 @@ pub(crate) struct ServeArgs {
     /// Largest request head (request line + headers), in bytes (at least 8192).
     #[arg(long, env = "TESSERA_MAX_HEADER_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(8192..))]
     pub(crate) max_header_bytes: u64,
+    /// argon2id checks run at once (default: the number of cores less one, at least 1, so a
+    /// flood of new or wrong secrets always leaves a core to callers whose secret is cached).
+    #[arg(long, env = "TESSERA_ARGON2_WORKERS")]
+    pub(crate) argon2_workers: Option<usize>,
+    /// Failed authentications one client id may have per --auth-failure-window before a secret
+    /// not already verified is refused without a check (429 + Retry-After); 0 turns it off.
+    #[arg(long, env = "TESSERA_AUTH_FAILURE_BUDGET", default_value_t = 5)]
+    pub(crate) auth_failure_budget: u32,
+    /// The failure budget's window.
+    #[arg(long, env = "TESSERA_AUTH_FAILURE_WINDOW", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(crate) auth_failure_window: Duration,
     /// Tokens per minute a client may get from this replica unless it has its own
     /// `--max-tokens-per-minute` (0: no limit). Beyond it: 429 with Retry-After.
     #[arg(long, env = "TESSERA_MAX_TOKENS_PER_MINUTE", default_value_t = 0)]
@@ -160,9 +171,14 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         refresh_interval: Duration::from_millis(args.refresh_interval_ms),
         jwks_max_age: args.jwks_max_age,
         verifier_limits: VerifierLimits {
-            max_concurrent: cores,
+            max_concurrent: args
+                .argon2_workers
+                .unwrap_or(cores.saturating_sub(1))
+                .max(1),
             max_waiting: args.auth_queue,
             max_cached: 100_000,
+            failure_budget: args.auth_failure_budget,
+            failure_window: args.auth_failure_window,
         },
         max_body_bytes: args.max_body_bytes,
         body_timeout: args.body_timeout,

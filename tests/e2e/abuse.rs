@@ -9,6 +9,38 @@ use crate::harness::both_backends;
 use crate::harness::*;
 
 both_backends! {
+    async fn failure_budget(env) {
+        let server = env.start(&["--auth-failure-budget", "3", "--auth-failure-window", "2s"]);
+        let c = env.create_client(&["--name", "target", "--scope", "a"]);
+        assert_eq!(token_basic(&server, &c, "grant_type=client_credentials").await.status(), 200);
+        let wrong = TestClient { id: c.id.clone(), secret: "wrong".into() };
+        for _ in 0..3 {
+            assert_eq!(token_basic(&server, &wrong, "grant_type=client_credentials").await.status(), 401);
+        }
+        // The budget is used up: refused at once, without argon2id, with Retry-After.
+        let r = token_basic(&server, &wrong, "grant_type=client_credentials").await;
+        assert_eq!(r.status(), 429);
+        assert!(r.headers().contains_key("retry-after"));
+        assert_eq!(r.json::<Value>().await.unwrap()["error"], "temporarily_unavailable");
+        assert!(eventually(Duration::from_secs(2), || async { server.count_logs("client_auth_throttled") == 1 }).await);
+        // The caller whose secret is verified is not affected.
+        for _ in 0..5 {
+            assert_eq!(token_basic(&server, &c, "grant_type=client_credentials").await.status(), 200);
+        }
+        // A new correct secret is throttled inside the window and accepted after it.
+        let v = env.cli_json(&["client", "rotate-secret", &c.id, "--output", "json"]);
+        let new = TestClient { id: c.id.clone(), secret: v["client_secret"].as_str().unwrap().into() };
+        assert_eq!(token_basic(&server, &new, "grant_type=client_credentials").await.status(), 429);
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(token_basic(&server, &new, "grant_type=client_credentials").await.status(), 200);
+        // Unknown ids have budgets too, so the throttle does not reveal which ids exist.
+        let ghost = TestClient { id: "tc_ghost".into(), secret: "x".into() };
+        for _ in 0..3 {
+            assert_eq!(token_basic(&server, &ghost, "grant_type=client_credentials").await.status(), 401);
+        }
+        assert_eq!(token_basic(&server, &ghost, "grant_type=client_credentials").await.status(), 429);
+    }
+
     async fn token_quotas(env) {
         // A server default of 3 a minute; one client with its own 120.
         let server = env.start(&["--max-tokens-per-minute", "3"]);

@@ -910,7 +910,25 @@ impl Authority {
                 "too many client authentications in progress; retry shortly",
                 1,
             )),
+            (Err(VerifyError::Throttled(wait)), _) => {
+                tracing::info!(
+                    target: "tessera::audit",
+                    event = "client_auth_throttled",
+                    client_id = %creds.client_id,
+                    retry_after = wait,
+                    source = origin.source_ip(),
+                    "client authentication refused: failure budget used up"
+                );
+                Err(OAuthError {
+                    too_many: true,
+                    ..OAuthError::unavailable(
+                        "too many failed authentications for this client; retry later",
+                        wait,
+                    )
+                })
+            }
             (_, client) => {
+                self.credentials.record_failure(&creds.client_id);
                 let reason = match &client {
                     None => "unknown client",
                     Some(c) if !c.enabled => "client disabled",

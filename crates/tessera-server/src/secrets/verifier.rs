@@ -14,6 +14,13 @@
 //! that a flood of wrong secrets cannot starve clients whose credentials are already cached, nor
 //! grow memory without bound.
 //!
+//! **Failure budget.** Each claimed client id may fail `failure_budget` times per
+//! `failure_window` (default 5 per minute); beyond that, a credential not already in the cache is
+//! refused at once (`Throttled`, → 429 + Retry-After) with no argon2id, until the window ends. A
+//! caller whose secret is cached is never affected (the cache is consulted first), and a new
+//! correct secret works again once the window has passed. Budgets count unknown ids too, so the
+//! throttle does not tell which ids exist.
+//!
 //! A check with nothing to check against (an unknown client id, a disabled client, one without a
 //! usable secret) runs no argon2id: it is refused after a wait as long as a real check takes
 //! (one of the last 64 measured, drawn at random), so it costs a timer rather than a core, and a
@@ -39,15 +46,23 @@ pub struct VerifierLimits {
     pub max_waiting: usize,
     /// Cached credentials; the cache is emptied when it would grow past this.
     pub max_cached: usize,
+    /// Failed checks a claimed client id may have per `failure_window` before uncached
+    /// credentials for it are refused without argon2id (0: no budget).
+    pub failure_budget: u32,
+    /// The failure budget's window.
+    pub failure_window: std::time::Duration,
 }
 
 impl Default for VerifierLimits {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
-            max_concurrent: cores,
+            // One core is kept from argon2id, for callers whose credentials are cached.
+            max_concurrent: cores.saturating_sub(1).max(1),
             max_waiting: 64 * cores,
             max_cached: 100_000,
+            failure_budget: 5,
+            failure_window: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -61,6 +76,10 @@ pub enum VerifyError {
     /// Too many verifications in flight; try again shortly.
     #[error("too many client authentications in progress")]
     Busy,
+    /// This client id used up its failure budget: refused without a check until the window
+    /// ends, in this many seconds.
+    #[error("too many failed authentications for this client id")]
+    Throttled(u32),
 }
 
 /// See the module documentation.
@@ -79,6 +98,10 @@ pub struct CredentialVerifier {
     durations: Arc<Durations>,
     /// The threads argon2id runs on, each with its working memory.
     workers: Workers,
+    /// Failures per claimed client id in the current window (see the module documentation).
+    failures: std::sync::Mutex<HashMap<ClientId, (u32, std::time::Instant)>>,
+    /// Checks refused by the failure budget.
+    throttled: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -105,6 +128,8 @@ impl CredentialVerifier {
             simulated: AtomicU64::new(0),
             durations: Arc::new(Durations::new(first)),
             workers: Workers::new(limits.max_concurrent.max(1)),
+            failures: std::sync::Mutex::new(HashMap::new()),
+            throttled: AtomicU64::new(0),
         }
     }
 
@@ -117,6 +142,58 @@ impl CredentialVerifier {
     /// metrics).
     pub fn simulated_checks(&self) -> u64 {
         self.simulated.load(Ordering::Relaxed)
+    }
+
+    /// How many checks the failure budget refused (for tests and metrics).
+    pub fn throttled_checks(&self) -> u64 {
+        self.throttled.load(Ordering::Relaxed)
+    }
+
+    /// `Err(seconds left)` when `client_id` has used up its failure budget.
+    fn over_budget(&self, client_id: &ClientId) -> Result<(), u32> {
+        if self.limits.failure_budget == 0 {
+            return Ok(());
+        }
+        let Ok(map) = self.failures.lock() else {
+            return Ok(());
+        };
+        match map.get(client_id) {
+            Some((n, since))
+                if *n >= self.limits.failure_budget
+                    && since.elapsed() < self.limits.failure_window =>
+            {
+                let left = self.limits.failure_window.saturating_sub(since.elapsed());
+                Err(u32::try_from(left.as_secs()).unwrap_or(u32::MAX).max(1))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Count a failed authentication for `client_id` against its budget. The caller counts once
+    /// per refused request, after any re-check (a secret made a moment ago is checked against
+    /// the snapshot first, and must not cost the client its budget).
+    pub fn record_failure(&self, client_id: &ClientId) {
+        if self.limits.failure_budget == 0 {
+            return;
+        }
+        let Ok(mut map) = self.failures.lock() else {
+            return;
+        };
+        let window = self.limits.failure_window;
+        // Bounded: a flood of distinct ids drops the expired windows, and at worst starts over.
+        if map.len() >= 100_000 {
+            map.retain(|_, (_, since)| since.elapsed() < window);
+            if map.len() >= 100_000 {
+                map.clear();
+            }
+        }
+        let entry = map
+            .entry(client_id.clone())
+            .or_insert((0, std::time::Instant::now()));
+        if entry.1.elapsed() >= window {
+            *entry = (0, std::time::Instant::now());
+        }
+        entry.0 = entry.0.saturating_add(1);
     }
 
     /// How long one argon2id check takes, as a random one of the last measured.
@@ -143,6 +220,11 @@ impl CredentialVerifier {
             }
         }
 
+        // Past the cache: a caller whose credential is verified never reaches the budget.
+        if let Err(wait) = self.over_budget(client_id) {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+            return Err(VerifyError::Throttled(wait));
+        }
         let candidates: Vec<(SecretId, SecretHash)> = match client.filter(|c| c.is_active(now)) {
             Some(c) => c
                 .usable_secrets(now)
@@ -448,11 +530,64 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_failure_budget_refuses_without_argon2_but_never_a_cached_caller() {
+        let v = CredentialVerifier::new(VerifierLimits {
+            failure_budget: 3,
+            failure_window: std::time::Duration::from_millis(400),
+            ..VerifierLimits::default()
+        });
+        let s = crate::secrets::generate_secret();
+        let c = client_with(&s);
+        // The right secret once: cached.
+        assert!(v.verify(Some(&c), &id("c1"), &s, 1).await.is_ok());
+        for _ in 0..3 {
+            assert_eq!(
+                v.verify(Some(&c), &id("c1"), &ClientSecret::new("wrong"), 1)
+                    .await,
+                Err(VerifyError::Rejected)
+            );
+            v.record_failure(&id("c1"));
+        }
+        let runs = v.argon2_runs();
+        assert!(matches!(
+            v.verify(Some(&c), &id("c1"), &ClientSecret::new("wrong"), 1)
+                .await,
+            Err(VerifyError::Throttled(_))
+        ));
+        assert_eq!(v.argon2_runs(), runs, "refused with no argon2id");
+        // The verified caller is not affected.
+        assert!(v.verify(Some(&c), &id("c1"), &s, 1).await.is_ok());
+        // Unknown ids have budgets too (the throttle tells nothing about which ids exist).
+        for _ in 0..3 {
+            assert_eq!(
+                v.verify(None, &id("nobody"), &ClientSecret::new("x"), 1)
+                    .await,
+                Err(VerifyError::Rejected)
+            );
+            v.record_failure(&id("nobody"));
+        }
+        assert!(matches!(
+            v.verify(None, &id("nobody"), &ClientSecret::new("x"), 1)
+                .await,
+            Err(VerifyError::Throttled(_))
+        ));
+        // After the window, a check again.
+        tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+        assert_eq!(
+            v.verify(Some(&c), &id("c1"), &ClientSecret::new("wrong"), 1)
+                .await,
+            Err(VerifyError::Rejected)
+        );
+    }
+
+    #[tokio::test]
     async fn a_flood_beyond_the_queue_is_refused_not_queued() {
         let v = Arc::new(CredentialVerifier::new(VerifierLimits {
             max_concurrent: 1,
             max_waiting: 1,
             max_cached: 10,
+            failure_budget: 0,
+            failure_window: std::time::Duration::from_secs(60),
         }));
         let s = crate::secrets::generate_secret();
         let c = Arc::new(client_with(&s));
