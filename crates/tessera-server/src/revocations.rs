@@ -38,6 +38,9 @@ impl Revocations {
         // The counter first: every number up to it belongs to a committed revocation (the number
         // is taken in the revoking transaction), so reading up to it misses nothing.
         let upto = self.store.revocation_cursor().await?;
+        // A cursor ahead of the counter (a database restored from a backup, a cursor from
+        // another installation) would stall the reader on empty pages: start it over instead.
+        let since = if since > upto { 0 } else { since };
         let rows = self
             .store
             .revocations_since(since, upto, now, limit)

@@ -325,10 +325,10 @@ fn api_key_cache(rt: &tokio::runtime::Runtime, dur: Duration) {
     let keys = rt.block_on(async {
         tessera_verifier::ManagedApiKeys::builder(
             &format!("http://{addr}"),
+            "https://api.bench",
             "rs",
             tessera_verifier::ClientSecret::new("x"),
         )
-        .audience("https://api.bench")
         .build()
         .unwrap()
     });

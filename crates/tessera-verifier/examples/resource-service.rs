@@ -92,10 +92,10 @@ async fn main() -> anyhow::Result<()> {
         managed = Some(
             ManagedApiKeys::builder(
                 &issuer,
+                audience.clone(),
                 id.clone(),
                 tessera_verifier::ClientSecret::new(secret.clone()),
             )
-            .audience(audience.clone())
             .positive_ttl(Duration::from_secs(env_num("API_KEY_CACHE_SECS", 60)))
             .build()?,
         );

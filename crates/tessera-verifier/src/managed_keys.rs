@@ -88,10 +88,11 @@ pub struct ManagedApiKeysBuilder {
 }
 
 impl ManagedApiKeysBuilder {
-    /// Accept only keys whose audiences include `audience` (this service), as tokens must name
-    /// it. Without this, any active key of the issuer is accepted.
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audience = Some(audience.into());
+    /// Accept any active key of the issuer, whatever its audiences. Without this, only keys
+    /// whose audiences include the service's (given to [`ManagedApiKeys::builder`]) are
+    /// accepted, as tokens must name it.
+    pub fn any_audience(mut self) -> Self {
+        self.audience = None;
         self
     }
 
@@ -163,10 +164,11 @@ fn key_hash(key: &str) -> KeyHash {
 }
 
 impl ManagedApiKeys {
-    /// Keys checked at `{issuer}/oauth/introspect`, as the resource service's own client
-    /// (`client_secret_basic`).
+    /// Keys for `audience` (this service), checked at `{issuer}/oauth/introspect` as the
+    /// resource service's own client (`client_secret_basic`).
     pub fn builder(
         issuer: &str,
+        audience: impl Into<String>,
         client_id: impl Into<String>,
         client_secret: tessera_proto::ClientSecret,
     ) -> ManagedApiKeysBuilder {
@@ -178,7 +180,7 @@ impl ManagedApiKeys {
             negative_ttl: Duration::from_secs(5),
             max_entries: 10_000,
             per_second: 20,
-            audience: None,
+            audience: Some(audience.into()),
             clock: Arc::new(SystemClock),
         }
     }

@@ -28,7 +28,7 @@ pub struct Verifier {
     kind: Kind,
     /// Revoked token ids to refuse (see [`Verifier::with_revocation_feed`]).
     #[cfg(feature = "reqwest")]
-    revocations: Option<Arc<crate::revocation_feed::RevocationFeed>>,
+    revocations: Vec<(String, Arc<crate::revocation_feed::RevocationFeed>)>,
 }
 
 #[derive(Clone)]
@@ -272,7 +272,7 @@ impl VerifierBuilder {
         let cache = JwksCache::new(source, initial, self.policy, None, self.clock.clone());
         Ok(Verifier {
             #[cfg(feature = "reqwest")]
-            revocations: None,
+            revocations: Vec::new(),
             kind: Kind::One(Arc::new(Inner {
                 issuer: self.issuer,
                 audience: self.audience,
@@ -562,7 +562,12 @@ impl Verifier {
     /// are taken). No verifier, or two for one issuer, is a [`ConfigError`].
     pub fn any_of(verifiers: impl IntoIterator<Item = Verifier>) -> Result<Verifier, ConfigError> {
         let mut members: Vec<Arc<Inner>> = Vec::new();
+        #[cfg(feature = "reqwest")]
+        let mut revocations = Vec::new();
         for v in verifiers {
+            // Each member keeps its own issuer's feed.
+            #[cfg(feature = "reqwest")]
+            revocations.extend(v.revocations);
             let list = match v.kind {
                 Kind::One(inner) => vec![inner],
                 Kind::AnyOf(set) => set.to_vec(),
@@ -579,7 +584,7 @@ impl Verifier {
         }
         Ok(Verifier {
             #[cfg(feature = "reqwest")]
-            revocations: None,
+            revocations,
             kind: Kind::AnyOf(members.into()),
         })
     }
@@ -627,7 +632,12 @@ impl Verifier {
         mut self,
         feed: Arc<crate::revocation_feed::RevocationFeed>,
     ) -> Self {
-        self.revocations = Some(feed);
+        // The feed is its issuer's: on a set of issuers, give it to the Tessera member before
+        // `Verifier::any_of` (here it covers every member).
+        let issuers: Vec<String> = self.members().iter().map(|m| m.issuer.clone()).collect();
+        for issuer in issuers {
+            self.revocations.push((issuer, feed.clone()));
+        }
         self
     }
 
@@ -654,9 +664,23 @@ impl Verifier {
             },
         };
         #[cfg(feature = "reqwest")]
-        let result = match (result, &self.revocations) {
-            (Ok(at), Some(feed)) => feed.check(at.jti()).map(|()| at),
-            (other, _) => other,
+        let result = match result {
+            Ok(at) if !self.revocations.is_empty() => {
+                // The feed of the issuer that verified the token (each issuer's own).
+                let issuer = match &self.kind {
+                    Kind::One(inner) => Some(inner.issuer.as_str()),
+                    Kind::AnyOf(set) => pick(set, token).ok().map(|m| m.issuer.as_str()),
+                };
+                match self
+                    .revocations
+                    .iter()
+                    .find(|(i, _)| Some(i.as_str()) == issuer)
+                {
+                    Some((_, feed)) => feed.check(at.jti()).map(|()| at),
+                    None => Ok(at),
+                }
+            }
+            other => other,
         };
         match &result {
             Ok(at) => {

@@ -87,6 +87,18 @@ pub(super) async fn method_not_allowed() -> Response {
     r
 }
 
+/// 405 for an endpoint that answers GET only.
+pub(super) async fn get_only() -> Response {
+    let mut r = ApiError::with_status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        OAuthError::invalid_request("this endpoint accepts GET only"),
+    )
+    .into_response();
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    r
+}
+
 pub(super) async fn not_found() -> Response {
     let body = serde_json::json!({"error": "not_found", "error_description": "no such endpoint"});
     (StatusCode::NOT_FOUND, axum::Json(body)).into_response()

@@ -72,7 +72,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/oauth/revocations",
-            get(revocation::feed).fallback(error::method_not_allowed),
+            get(revocation::feed).fallback(error::get_only),
         )
         .route("/jwks.json", get(jwks::jwks))
         // The same key set where several libraries look by default.

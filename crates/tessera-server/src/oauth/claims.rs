@@ -6,8 +6,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 /// Claim names a custom claim may not take: the registered and protocol claims this server sets
-/// or that change a token's meaning (RFC 7519 §4.1, RFC 9068 §2.2, RFC 8693 `act`, RFC 7800 `cnf`).
-pub const RESERVED: [&str; 11] = [
+/// or that change a token's meaning (RFC 7519 §4.1, RFC 9068 §2.2, RFC 8693 `act`, RFC 7800
+/// `cnf`), and the members an introspection answer adds (`active`, `token_type`).
+pub const RESERVED: [&str; 13] = [
     "iss",
     "sub",
     "aud",
@@ -19,6 +20,9 @@ pub const RESERVED: [&str; 11] = [
     "scope",
     "cnf",
     "act",
+    // Introspection answers (RFC 7662 §2.2) carry these beside the claims.
+    "active",
+    "token_type",
 ];
 
 /// Largest custom-claims object, serialised, in bytes.
