@@ -75,6 +75,11 @@ pub(crate) struct ServeArgs {
     /// Largest request head (request line + headers), in bytes (at least 8192).
     #[arg(long, env = "TESSERA_MAX_HEADER_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(8192..))]
     pub(crate) max_header_bytes: u64,
+    /// How long to keep serving known clients whose secrets are already verified, from the
+    /// last snapshot, while the database is unreachable (a failover). Unknown ids and secrets
+    /// not yet verified get 503 meanwhile; past this bound, everything does.
+    #[arg(long, env = "TESSERA_MAX_STALE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(crate) max_stale: Duration,
     /// argon2id checks run at once (default: the number of cores less one, at least 1, so a
     /// flood of new or wrong secrets always leaves a core to callers whose secret is cached).
     #[arg(long, env = "TESSERA_ARGON2_WORKERS")]
@@ -194,6 +199,7 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         max_header_bytes: usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX),
         shutdown_grace: Duration::from_secs(30),
         key_rotation_interval: args.key_rotation_interval.filter(|d| !d.is_zero()),
+        max_stale: args.max_stale,
         default_max_tokens_per_minute: (args.max_tokens_per_minute > 0)
             .then_some(args.max_tokens_per_minute),
         max_assertion_lifetime: args.max_assertion_lifetime,

@@ -24,6 +24,7 @@ mod issuer;
 mod lifecycle;
 mod logs;
 mod negative;
+mod outage;
 mod replicas;
 mod resource;
 mod revocation;

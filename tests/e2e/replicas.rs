@@ -204,7 +204,8 @@ postgres multi_thread async fn database_outage_gives_503_then_recovers_by_itself
         database_url: Some(url.replace("127.0.0.1:5432", &proxy.addr.to_string())),
         ..env.config.clone()
     };
-    let server = proxied.start(&["--signing-alg", "ES256"]);
+    // A short --max-stale: past it, even known clients with verified secrets are refused.
+    let server = proxied.start(&["--signing-alg", "ES256", "--max-stale", "3s"]);
     let c = env.create_client(&["--name", "svc", "--scope", "a"]);
     assert_eq!(
         token_basic(&server, &c, "grant_type=client_credentials")

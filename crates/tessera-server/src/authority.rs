@@ -874,6 +874,23 @@ impl Authority {
         if self.registry.is_stale() {
             return Err(unavailable());
         }
+        if self.registry.is_degraded() {
+            // The database cannot be asked (a failover, say): serve what the snapshot can
+            // answer, a known client whose secret is already verified; everything else would
+            // need the database, and is "retry", never "wrong secret" (--max-stale).
+            let known = self.registry.client(&creds.client_id);
+            let verified = known.as_deref().and_then(|c| {
+                self.credentials
+                    .verify_cached(c, &creds.client_id, &creds.secret, now)
+            });
+            return match (known, verified) {
+                (Some(c), Some(_)) => Ok(c),
+                _ => Err(OAuthError::unavailable(
+                    "this credential cannot be checked while the database is unreachable; retry shortly",
+                    2,
+                )),
+            };
+        }
         let mut client = self
             .registry
             .find_client(&creds.client_id)

@@ -125,6 +125,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Rotate the signing key when the active one has signed this long (None: never).
     pub key_rotation_interval: Option<Duration>,
+    /// How long a replica keeps serving known clients from its snapshot while the database is
+    /// unreachable.
+    pub max_stale: Duration,
     /// Tokens per minute for clients without their own quota (`None`: no limit).
     pub default_max_tokens_per_minute: Option<u32>,
     /// Longest `exp - iat` of a `private_key_jwt` client assertion.

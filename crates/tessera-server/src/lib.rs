@@ -162,7 +162,7 @@ impl App {
         let refresher = self
             .registry
             .clone()
-            .spawn_refresher(self.config.refresh_interval);
+            .spawn_refresher(self.config.refresh_interval, self.config.max_stale);
         let rotator = match self.config.key_rotation_interval {
             Some(every) => Some(lifecycle::spawn_schedule(
                 self.store.clone(),

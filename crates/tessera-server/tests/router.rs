@@ -58,6 +58,7 @@ impl Harness {
             shutdown_grace: Duration::from_secs(1),
             key_rotation_interval: None,
             default_max_tokens_per_minute: None,
+            max_stale: Duration::from_secs(60),
             max_assertion_lifetime: Duration::from_secs(3600),
             external_jwks_cooldown: Duration::from_secs(30),
         };

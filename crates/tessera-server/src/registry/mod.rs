@@ -73,7 +73,11 @@ pub struct Registry {
     epoch: Instant,
     /// When a refresh last reached the database, in ms since `epoch`.
     last_ok_ms: AtomicU64,
-    /// Beyond this many ms without a successful refresh, the state is too old to authenticate with.
+    /// Beyond this many ms without a successful refresh the database counts as unreachable
+    /// (3 refresh intervals, at least 2 s): only what the snapshot can answer is served.
+    degraded_after_ms: AtomicU64,
+    /// Beyond this many ms without a successful refresh, the state is too old to authenticate
+    /// with at all (`--max-stale`).
     stale_after_ms: AtomicU64,
 }
 
@@ -129,7 +133,8 @@ impl Registry {
             waiting_lookups: std::sync::atomic::AtomicUsize::new(0),
             epoch: Instant::now(),
             last_ok_ms: AtomicU64::new(0),
-            stale_after_ms: AtomicU64::new(6_000),
+            degraded_after_ms: AtomicU64::new(6_000),
+            stale_after_ms: AtomicU64::new(60_000),
         })
     }
 
@@ -193,13 +198,24 @@ impl Registry {
     }
 
     /// Whether the in-memory state is too old to authenticate with: no refresh has reached the
-    /// database for longer than the staleness bound (3 refresh intervals, at least 2 s). Serving
-    /// from it would ignore disables and revocations made meanwhile, so the token endpoint
-    /// refuses with 503 instead.
+    /// database for longer than `--max-stale`. While the database is unreachable nobody can
+    /// change a client, so until then the snapshot is the current state (except under a network
+    /// partition, which the bound limits); past it the token endpoint refuses with 503.
     pub fn is_stale(&self) -> bool {
-        let now = self.elapsed_ms();
-        now.saturating_sub(self.last_ok_ms.load(Ordering::Relaxed))
-            > self.stale_after_ms.load(Ordering::Relaxed)
+        self.unrefreshed_ms() > self.stale_after_ms.load(Ordering::Relaxed)
+    }
+
+    /// Whether the database looks unreachable now (no refresh for 3 refresh intervals): then
+    /// only what the snapshot can answer is served, known clients with already verified
+    /// credentials, and anything that needs the database (an unknown id, a secret not yet
+    /// verified) is refused with 503.
+    pub fn is_degraded(&self) -> bool {
+        self.unrefreshed_ms() > self.degraded_after_ms.load(Ordering::Relaxed)
+    }
+
+    fn unrefreshed_ms(&self) -> u64 {
+        self.elapsed_ms()
+            .saturating_sub(self.last_ok_ms.load(Ordering::Relaxed))
     }
 
     fn elapsed_ms(&self) -> u64 {
@@ -387,12 +403,17 @@ impl Registry {
 
     /// Refresh every `interval`, and at once when the store announces a change (PostgreSQL
     /// `NOTIFY`). Also sets the staleness bound from `interval`.
-    pub fn spawn_refresher(self: Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
-        let bound = (interval * 3).max(Duration::from_secs(2));
-        self.stale_after_ms.store(
-            u64::try_from(bound.as_millis()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+    pub fn spawn_refresher(
+        self: Arc<Self>,
+        interval: Duration,
+        max_stale: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let degraded = (interval * 3).max(Duration::from_secs(2));
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.degraded_after_ms
+            .store(ms(degraded), Ordering::Relaxed);
+        self.stale_after_ms
+            .store(ms(max_stale.max(degraded)), Ordering::Relaxed);
         let wake = Arc::new(tokio::sync::Notify::new());
         let listener = self.store.spawn_change_listener(wake.clone());
         tokio::spawn(async move {

@@ -259,6 +259,24 @@ impl CredentialVerifier {
         Ok(id)
     }
 
+    /// The id of the secret `secret` if it is already verified for `client` and still usable
+    /// at `now`: a cache look-up only, no argon2id (for when the database cannot be asked).
+    pub fn verify_cached(
+        &self,
+        client: &Client,
+        client_id: &ClientId,
+        secret: &ClientSecret,
+        now: i64,
+    ) -> Option<SecretId> {
+        if !client.is_active(now) {
+            return None;
+        }
+        let tag = self.tag(client_id, secret);
+        let hit = self.cache.read().ok().and_then(|c| c.get(&tag).cloned())?;
+        (hit.client_id == client.id && client.secret_usable(&hit.secret_id, now))
+            .then_some(hit.secret_id)
+    }
+
     /// Forget every cached credential of a client (called when its record changes).
     pub fn forget_client(&self, client_id: &ClientId) {
         if let Ok(mut cache) = self.cache.write() {
