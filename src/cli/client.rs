@@ -66,8 +66,14 @@ pub(crate) enum ClientCommand {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
-    /// List clients.
+    /// List clients, a page at a time, in id order.
     List {
+        /// Clients per page (1..=10000).
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+        /// Start after this client id (the last id of the previous page).
+        #[arg(long)]
+        after: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -272,8 +278,17 @@ pub(crate) async fn run(admin: &Admin, cmd: ClientCommand) -> anyhow::Result<()>
                 }
             }
         }
-        ClientCommand::List { output } => {
-            let list = admin.list_clients().await?;
+        ClientCommand::List {
+            limit,
+            after,
+            output,
+        } => {
+            let list = admin.list_clients_page(after.as_deref(), limit).await?;
+            if list.len() == usize::try_from(limit).unwrap_or(usize::MAX) {
+                if let Some(last) = list.last() {
+                    eprintln!("more clients follow: --after {}", last.client_id);
+                }
+            }
             if output == Output::Json {
                 println!("{}", serde_json::to_string(&list)?);
             } else {

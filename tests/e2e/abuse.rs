@@ -9,6 +9,48 @@ use crate::harness::both_backends;
 use crate::harness::*;
 
 both_backends! {
+    async fn incremental_refresh(env) {
+        // Changes reach the server one client at a time (no full reload): an update among
+        // many clients is seen, a deleted client disappears, discovery's scopes follow.
+        let mut clients = Vec::new();
+        for i in 0..12 {
+            clients.push(env.create_client(&["--name", &format!("c{i}"), "--scope", &format!("s{i}")]));
+        }
+        let server = env.start(&[]);
+        let form = "grant_type=client_credentials";
+        for c in &clients {
+            assert_eq!(token_basic(&server, c, form).await.status(), 200);
+        }
+        assert!(env.cli(&["client", "update", &clients[3].id, "--scope", "fresh"]).status.success());
+        assert!(status_becomes(&server, &clients[3], "grant_type=client_credentials&scope=fresh", 200, Duration::from_secs(5)).await);
+        assert!(env.cli(&["client", "delete", &clients[7].id]).status.success());
+        assert!(status_becomes(&server, &clients[7], form, 401, Duration::from_secs(5)).await);
+        let meta: Value = get_json(&server, "/.well-known/oauth-authorization-server").await;
+        let scopes: Vec<&str> = meta["scopes_supported"].as_array().unwrap().iter().filter_map(|s| s.as_str()).collect();
+        assert!(scopes.contains(&"fresh") && !scopes.contains(&"s3") && !scopes.contains(&"s7"), "{scopes:?}");
+        // Everyone else untouched, their credentials still cached.
+        for (i, c) in clients.iter().enumerate().filter(|(i, _)| *i != 3 && *i != 7) {
+            assert_eq!(token_basic(&server, c, form).await.status(), 200, "client {i}");
+        }
+        // Paginated listing: pages in id order, without repeats or gaps.
+        let mut seen = Vec::new();
+        let mut after = String::new();
+        loop {
+            let mut args = vec!["client", "list", "--output", "json", "--limit", "5"];
+            if !after.is_empty() { args.extend(["--after", after.as_str()]); }
+            let page = env.cli_json(&args);
+            let ids: Vec<String> = page.as_array().unwrap().iter().map(|c| c["client_id"].as_str().unwrap().to_owned()).collect();
+            if ids.is_empty() { break; }
+            after = ids.last().unwrap().clone();
+            seen.extend(ids);
+        }
+        let mut sorted = seen.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(seen, sorted, "id order, no repeats");
+        assert_eq!(seen.len(), 11);
+    }
+
     async fn failure_budget(env) {
         let server = env.start(&["--auth-failure-budget", "3", "--auth-failure-window", "2s"]);
         let c = env.create_client(&["--name", "target", "--scope", "a"]);

@@ -425,6 +425,26 @@ impl Admin {
             .collect())
     }
 
+    /// One page of clients in id order: up to `limit` (1..=10,000) after the id `after`.
+    pub async fn list_clients_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ClientView>, AdminError> {
+        if limit == 0 || limit > 10_000 {
+            return Err(AdminError::Invalid(
+                "--limit must be between 1 and 10000".into(),
+            ));
+        }
+        Ok(self
+            .store
+            .list_clients_page(after.unwrap_or(""), i64::from(limit))
+            .await?
+            .iter()
+            .map(ClientView::from)
+            .collect())
+    }
+
     /// One client.
     pub async fn show_client(&self, id: &str) -> Result<ClientView, AdminError> {
         let id = parse_id(id)?;

@@ -84,6 +84,11 @@ impl ScopeSet {
         self.0.is_empty()
     }
 
+    /// Add one scope.
+    pub fn insert(&mut self, scope: Scope) {
+        self.0.insert(scope);
+    }
+
     /// Add all scopes of `other`.
     pub fn extend(&mut self, other: &ScopeSet) {
         self.0.extend(other.0.iter().cloned());

@@ -50,12 +50,14 @@ pub struct Registry {
     master: MasterKey,
     clock: Clock,
     verifier: Arc<CredentialVerifier>,
-    /// Every client as of the last full reload.
-    clients: RwLock<Arc<HashMap<ClientId, Arc<Client>>>>,
-    /// Clients read one at a time since the last full reload (new ids, re-reads after a refused
-    /// secret): fresher than `clients`, consulted first, emptied by the next reload (which has
-    /// them). Inserting one costs O(1), not a copy of the registry.
-    recent: RwLock<HashMap<ClientId, Arc<Client>>>,
+    /// Every client, kept current in place: a refresh re-reads only the clients changed since
+    /// the last one (the audit trail records each change's revision and client), and a
+    /// look-up adds a client registered a moment ago. A map updated in place, not a copied
+    /// snapshot, so one change costs a few map operations however many clients there are.
+    clients: RwLock<HashMap<ClientId, Arc<Client>>>,
+    /// How many enabled clients allow each scope (discovery's `scopes_supported`), kept with
+    /// the map so discovery does not walk every client.
+    scope_counts: std::sync::Mutex<HashMap<crate::oauth::Scope, usize>>,
     stored_keys: RwLock<Arc<Vec<StoredKey>>>,
     /// Workload identity federation trusts, as of the last reload.
     trusts: RwLock<Arc<Vec<Trust>>>,
@@ -124,8 +126,8 @@ impl Registry {
             master,
             clock,
             verifier,
-            clients: RwLock::new(Arc::new(index(clients))),
-            recent: RwLock::new(HashMap::new()),
+            scope_counts: std::sync::Mutex::new(count_scopes(clients.iter())),
+            clients: RwLock::new(index(clients)),
             stored_keys: RwLock::new(Arc::new(stored)),
             ring: RwLock::new(Arc::new(ring)),
             revision: AtomicI64::new(revision),
@@ -140,10 +142,48 @@ impl Registry {
 
     /// A client by id, as of the last refresh.
     pub fn client(&self, id: &ClientId) -> Option<Arc<Client>> {
-        if let Some(c) = self.recent.read().ok().and_then(|m| m.get(id).cloned()) {
-            return Some(c);
-        }
         self.clients.read().ok().and_then(|m| m.get(id).cloned())
+    }
+
+    /// Put `fresh` (or, with `None`, the client's removal) in the map, keeping the scope counts
+    /// and the credential cache in step. A look-up's copy never replaces a newer one.
+    fn apply(&self, id: &ClientId, fresh: Option<Arc<Client>>, from_lookup: bool) {
+        let Ok(mut map) = self.clients.write() else {
+            return;
+        };
+        if from_lookup {
+            if let (Some(new), Some(old)) = (&fresh, map.get(id)) {
+                if new.updated_at < old.updated_at {
+                    return;
+                }
+            }
+        }
+        let old = match &fresh {
+            Some(c) => map.insert(id.clone(), c.clone()),
+            None => map.remove(id),
+        };
+        drop(map);
+        if let Ok(mut counts) = self.scope_counts.lock() {
+            for c in old.iter().filter(|c| c.enabled) {
+                for s in c.scopes.iter() {
+                    if let Some(n) = counts.get_mut(s) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            counts.remove(s);
+                        }
+                    }
+                }
+            }
+            for c in fresh.iter().filter(|c| c.enabled) {
+                for s in c.scopes.iter() {
+                    *counts.entry(s.clone()).or_insert(0) += 1;
+                }
+            }
+        }
+        let unchanged = matches!((&old, &fresh), (Some(a), Some(b)) if a.updated_at == b.updated_at && a.secrets.len() == b.secrets.len());
+        if !unchanged {
+            self.verifier.forget_client(id);
+        }
     }
 
     /// A client by id: from memory, or, if the id is not there, from the database, so that a
@@ -191,9 +231,7 @@ impl Registry {
             Ok(Ok(None)) => return Ok(None),
             Ok(Err(_)) | Err(_) => return Err(Unavailable),
         };
-        if let Ok(mut recent) = self.recent.write() {
-            recent.insert(id.clone(), client.clone());
-        }
+        self.apply(id, Some(client.clone()), true);
         Ok(Some(client))
     }
 
@@ -234,9 +272,9 @@ impl Registry {
     /// The union of the enabled clients' scopes (discovery's `scopes_supported`).
     pub fn scopes_supported(&self) -> ScopeSet {
         let mut all = ScopeSet::default();
-        if let Ok(m) = self.clients.read() {
-            for c in m.values().filter(|c| c.enabled) {
-                all.extend(&c.scopes);
+        if let Ok(counts) = self.scope_counts.lock() {
+            for s in counts.keys() {
+                all.insert(s.clone());
             }
         }
         all
@@ -262,24 +300,12 @@ impl Registry {
         let revision = self.store.revision().await?;
         let changed = revision != self.revision.load(Ordering::Acquire);
         if changed {
-            let clients = index(self.store.load_clients().await?);
-            let old = self.clients.read().map(|m| m.clone()).unwrap_or_default();
-            let recent = self.recent.read().map(|m| m.clone()).unwrap_or_default();
-            for (id, before) in old.iter().chain(recent.iter()) {
-                if clients
-                    .get(id)
-                    .is_none_or(|now| now.updated_at != before.updated_at)
-                {
-                    self.verifier.forget_client(id);
-                }
-            }
-            if let Ok(mut w) = self.clients.write() {
-                *w = Arc::new(clients);
-            }
-            // The reload has every client the look-ups had read (or newer): drop those read
-            // before it. One read after it began stays, at worst re-read once more.
-            if let Ok(mut r) = self.recent.write() {
-                r.retain(|id, c| !recent.get(id).is_some_and(|before| Arc::ptr_eq(before, c)));
+            // Only the clients changed since the last refresh (each change's audit record
+            // names its revision and client), re-read one by one; a client gone is removed.
+            let since = self.revision.load(Ordering::Acquire);
+            for id in self.store.clients_changed_since(since).await? {
+                let fresh = self.store.get_client(&id).await?.map(Arc::new);
+                self.apply(&id, fresh, false);
             }
             let keys = self.store.load_keys().await?;
             if let Ok(mut w) = self.stored_keys.write() {
@@ -466,6 +492,18 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+fn count_scopes<'a>(
+    clients: impl Iterator<Item = &'a Client>,
+) -> HashMap<crate::oauth::Scope, usize> {
+    let mut counts = HashMap::new();
+    for c in clients.filter(|c| c.enabled) {
+        for s in c.scopes.iter() {
+            *counts.entry(s.clone()).or_insert(0) += 1;
+        }
+    }
+    counts
 }
 
 fn index(clients: Vec<Client>) -> HashMap<ClientId, Arc<Client>> {

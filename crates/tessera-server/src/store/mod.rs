@@ -195,6 +195,22 @@ impl Store {
         dispatch!(self, s => s.load_clients().await)
     }
 
+    /// The clients changed (created, updated, deleted, given or losing a secret, a trust)
+    /// by changes committed after `revision`, read from the audit trail.
+    pub async fn clients_changed_since(&self, revision: i64) -> Result<Vec<ClientId>, StoreError> {
+        dispatch!(self, s => s.clients_changed_since(revision).await)
+    }
+
+    /// Up to `limit` clients whose ids sort after `after`, in id order, with their secrets
+    /// (keyset pagination: each page is one indexed range read).
+    pub async fn list_clients_page(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<Client>, StoreError> {
+        dispatch!(self, s => s.list_clients_page(after, limit).await)
+    }
+
     /// One client with its secrets.
     pub async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
         dispatch!(self, s => s.get_client(id).await)

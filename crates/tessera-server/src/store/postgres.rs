@@ -47,6 +47,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "abuse",
         include_str!("../../../../migrations/postgres/0007_abuse.sql"),
     ),
+    (
+        8,
+        "incremental",
+        include_str!("../../../../migrations/postgres/0008_incremental.sql"),
+    ),
 ];
 
 /// The channel on which every change is announced (`NOTIFY`), so replicas reload at once

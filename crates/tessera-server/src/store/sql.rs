@@ -156,6 +156,46 @@ where
         Ok(clients)
     }
 
+    pub(crate) async fn list_clients_page(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<Client>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query("SELECT * FROM clients WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut clients = rows
+            .iter()
+            .map(Self::client_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(last) = clients.last().map(|c| c.id.as_str().to_owned()) {
+            let secrets = sqlx::query(
+                "SELECT * FROM client_secrets WHERE client_id > $1 AND client_id <= $2 \
+                 ORDER BY created_at, id",
+            )
+            .bind(after)
+            .bind(last)
+            .fetch_all(&mut *tx)
+            .await?;
+            let by_id: std::collections::HashMap<String, usize> = clients
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.id.as_str().to_owned(), i))
+                .collect();
+            for row in &secrets {
+                let client_id: String = row.try_get("client_id")?;
+                if let Some(&i) = by_id.get(&client_id) {
+                    clients[i].secrets.push(Self::secret_from_row(row)?);
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(clients)
+    }
+
     pub(crate) async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query("SELECT * FROM clients WHERE id = $1")
@@ -758,10 +798,23 @@ where
         mut tx: sqlx::Transaction<'_, DB>,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        Self::insert_audit(&mut tx, audit).await?;
-        Self::changed(&mut tx).await?;
+        let revision = Self::changed(&mut tx).await?;
+        Self::insert_audit(&mut tx, audit, revision).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    pub(crate) async fn clients_changed_since(
+        &self,
+        revision: i64,
+    ) -> Result<Vec<ClientId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT client_id FROM audit_events WHERE revision > $1 AND client_id IS NOT NULL",
+        )
+        .bind(revision)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.iter().filter_map(|id| ClientId::parse(id)).collect())
     }
 
     /// [`Self::commit_change`] when `result` changed a row: `Ok(true)`; otherwise the
@@ -782,13 +835,15 @@ where
     async fn insert_audit(
         tx: &mut sqlx::Transaction<'_, DB>,
         e: &AuditEvent,
+        revision: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO audit_events (at, actor, action, client_id, detail) VALUES ($1, $2, $3, $4, $5)")
+        sqlx::query("INSERT INTO audit_events (at, actor, action, client_id, detail, revision) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(e.at)
             .bind(&e.actor)
             .bind(&e.action)
             .bind(e.client_id.as_deref())
             .bind(e.detail.to_string())
+            .bind(revision)
             .execute(&mut **tx)
             .await?;
         Ok(())
@@ -797,13 +852,14 @@ where
     /// Bump the change counter (and tell listeners, where the backend can), so every
     /// server reloads. Revocations do not bump it: they are read from the database per
     /// request, not held in the snapshot.
-    async fn changed(tx: &mut sqlx::Transaction<'_, DB>) -> Result<(), StoreError> {
+    async fn changed(tx: &mut sqlx::Transaction<'_, DB>) -> Result<i64, StoreError> {
         let revision: i64 = sqlx::query_scalar(
             "UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision",
         )
         .fetch_one(&mut **tx)
         .await?;
-        DB::notify(tx, revision).await
+        DB::notify(tx, revision).await?;
+        Ok(revision)
     }
 
     fn client_from_row(row: &DB::Row) -> Result<Client, StoreError> {

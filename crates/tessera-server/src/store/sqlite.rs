@@ -45,6 +45,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "abuse",
         include_str!("../../../../migrations/sqlite/0007_abuse.sql"),
     ),
+    (
+        8,
+        "incremental",
+        include_str!("../../../../migrations/sqlite/0008_incremental.sql"),
+    ),
 ];
 
 /// SQLite store.
