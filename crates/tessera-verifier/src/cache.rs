@@ -103,13 +103,16 @@ fn der_rsa_public_key(n: &[u8], e: &[u8]) -> Vec<u8> {
 pub(crate) fn parse_jwks(bytes: &[u8]) -> Result<JwkSet, serde_json::Error> {
     let mut doc: serde_json::Value = serde_json::from_slice(bytes)?;
     if let Some(keys) = doc.get_mut("keys").and_then(|k| k.as_array_mut()) {
-        for key in keys {
+        for key in keys.iter_mut() {
             let ed25519 = key.get("kty").and_then(|v| v.as_str()) == Some("OKP")
                 && key.get("crv").and_then(|v| v.as_str()) == Some("Ed25519");
             if ed25519 && key.get("alg").and_then(|v| v.as_str()) == Some("Ed25519") {
                 key["alg"] = "EdDSA".into();
             }
         }
+        // RFC 7517 §5: a key that cannot be read (a member of the wrong type, say) is ignored,
+        // not a reason to refuse the keys beside it.
+        keys.retain(|k| serde_json::from_value::<jsonwebtoken::jwk::Jwk>(k.clone()).is_ok());
     }
     serde_json::from_value(doc)
 }

@@ -451,6 +451,11 @@ mod tests {
         let jwks =
             format!(r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","x":"{x}","alg":"Ed25519"}}]}}"#);
         assert_eq!(check_jwks(&jwks, None).unwrap().1, 1);
+        // A mistyped key beside it is ignored, not a reason to refuse the set (RFC 7517 §5).
+        let mixed = format!(
+            r#"{{"keys":[{{"kty":"EC","alg":false}},{{"kty":"OKP","crv":"Ed25519","x":"{x}"}}]}}"#
+        );
+        assert_eq!(check_jwks(&mixed, None).unwrap().1, 1);
         let keys = Keys::new(
             KeySource::Static(jwks),
             &KeyCacheSettings::default(),

@@ -1,6 +1,5 @@
 //! RFC 6749 §3.3 scopes.
 
-use std::collections::BTreeSet;
 use std::fmt;
 
 /// One scope token: `1*( %x21 / %x23-5B / %x5D-7E )` (printable ASCII without space, `"` and `\`).
@@ -38,17 +37,25 @@ impl fmt::Display for Scope {
 #[error("malformed scope: scope tokens are printable ASCII without space, '\"' or '\\', separated by single spaces")]
 pub struct InvalidScope;
 
-/// A set of scopes, kept sorted so that responses and tokens are deterministic.
+/// A set of scopes, kept sorted so that responses and tokens are deterministic. Held as a
+/// sorted, deduplicated boxed slice: a client has a few scopes, and a million clients in memory
+/// should not each carry a B-tree node.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScopeSet(BTreeSet<Scope>);
+pub struct ScopeSet(Box<[Scope]>);
+
+impl FromIterator<Scope> for ScopeSet {
+    fn from_iter<T: IntoIterator<Item = Scope>>(iter: T) -> Self {
+        let mut v: Vec<Scope> = iter.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        Self(v.into_boxed_slice())
+    }
+}
 
 impl ScopeSet {
     /// Parse the RFC 6749 `scope` parameter: tokens separated by single spaces.
     pub fn parse(s: &str) -> Result<Self, InvalidScope> {
-        s.split(' ')
-            .map(Scope::parse)
-            .collect::<Result<_, _>>()
-            .map(Self)
+        s.split(' ').map(Scope::parse).collect()
     }
 
     /// Build from individual scope strings (as the CLI takes them).
@@ -60,18 +67,22 @@ impl ScopeSet {
         tokens
             .into_iter()
             .map(|t| Scope::parse(t.as_ref()))
-            .collect::<Result<_, _>>()
-            .map(Self)
+            .collect()
+    }
+
+    /// Whether `scope` is in the set.
+    pub fn contains(&self, scope: &Scope) -> bool {
+        self.0.binary_search(scope).is_ok()
     }
 
     /// Whether every scope of `self` is in `other`.
     pub fn is_subset(&self, other: &ScopeSet) -> bool {
-        self.0.is_subset(&other.0)
+        self.0.iter().all(|s| other.contains(s))
     }
 
     /// The scopes of `self` that are not in `other`.
     pub fn difference<'a>(&'a self, other: &'a ScopeSet) -> impl Iterator<Item = &'a Scope> {
-        self.0.difference(&other.0)
+        self.0.iter().filter(move |s| !other.contains(s))
     }
 
     /// Iterate in sorted order.
@@ -86,12 +97,19 @@ impl ScopeSet {
 
     /// Add one scope.
     pub fn insert(&mut self, scope: Scope) {
-        self.0.insert(scope);
+        if !self.contains(&scope) {
+            *self = self
+                .0
+                .iter()
+                .cloned()
+                .chain(std::iter::once(scope))
+                .collect();
+        }
     }
 
     /// Add all scopes of `other`.
     pub fn extend(&mut self, other: &ScopeSet) {
-        self.0.extend(other.0.iter().cloned());
+        *self = self.0.iter().chain(other.0.iter()).cloned().collect();
     }
 }
 

@@ -48,7 +48,8 @@ impl SubjectPattern {
             return None;
         }
         match s.strip_suffix('*') {
-            Some(prefix) if prefix.contains('*') => None,
+            // A bare `*` would take every subject the issuer signs for this audience.
+            Some(prefix) if prefix.contains('*') || prefix.is_empty() => None,
             Some(prefix) => Some(Self::Prefix(prefix.to_owned())),
             None if s.contains('*') => None,
             None => Some(Self::Exact(s.to_owned())),

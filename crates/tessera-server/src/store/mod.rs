@@ -431,6 +431,9 @@ fn audiences_to_json(a: &[Audience]) -> String {
 }
 
 fn audiences_from_json(s: &str) -> Result<Vec<Audience>, StoreError> {
+    if s == "[]" {
+        return Ok(Vec::new());
+    }
     let corrupt = |detail: String| StoreError::Corrupt {
         table: "clients",
         detail,

@@ -129,29 +129,34 @@ where
     }
 
     pub(crate) async fn load_clients(&self) -> Result<Vec<Client>, StoreError> {
-        // One transaction, so clients and secrets are from the same moment.
+        // One transaction, so clients and secrets are from the same moment. Rows are streamed,
+        // never all held at once (a million clients would otherwise mean two million rows in
+        // memory beside the clients); each secret finds its client by binary search on the
+        // clients sorted by id (byte order, whatever the database's collation).
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, id")
-            .fetch_all(&mut *tx)
-            .await?;
-        let secrets = sqlx::query("SELECT * FROM client_secrets ORDER BY created_at, id")
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        let mut clients = rows
-            .iter()
-            .map(Self::client_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let by_id: std::collections::HashMap<String, usize> = clients
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.id.as_str().to_owned(), i))
-            .collect();
-        for row in &secrets {
-            let client_id: String = row.try_get("client_id")?;
-            if let Some(&i) = by_id.get(&client_id) {
-                clients[i].secrets.push(Self::secret_from_row(row)?);
+        let mut clients: Vec<Client> = Vec::new();
+        {
+            let mut rows = sqlx::query("SELECT * FROM clients").fetch(&mut *tx);
+            while let Some(row) = next_row(&mut rows).await {
+                clients.push(Self::client_from_row(&row?)?);
             }
+        }
+        clients.sort_unstable_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        {
+            let mut rows =
+                sqlx::query("SELECT * FROM client_secrets ORDER BY created_at, id").fetch(&mut *tx);
+            while let Some(row) = next_row(&mut rows).await {
+                let row = row?;
+                let client_id: String = row.try_get("client_id")?;
+                if let Ok(at) = clients.binary_search_by(|c| c.id.as_str().cmp(client_id.as_str()))
+                {
+                    clients[at].secrets.push(Self::secret_from_row(&row)?);
+                }
+            }
+        }
+        tx.commit().await?;
+        for c in &mut clients {
+            c.secrets.shrink_to_fit();
         }
         Ok(clients)
     }
@@ -995,4 +1000,11 @@ fn auth_from_row(
             detail: format!("auth method {other:?} without exactly one of jwks and jwks_uri"),
         }),
     }
+}
+
+/// The next row of a streamed query.
+async fn next_row<T>(
+    rows: &mut std::pin::Pin<Box<dyn futures_core::Stream<Item = T> + Send + '_>>,
+) -> Option<T> {
+    std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await
 }
