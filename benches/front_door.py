@@ -7,6 +7,9 @@
     benches/front_door.py BIN drip     # 20 connections dripping a body 1 byte / 2 ms: RSS, closes
     benches/front_door.py BIN conns    # 20,000 held connections from 127.0.0.2 vs a client at 127.0.0.1
     benches/front_door.py BIN wrongmem # server RSS during and after 10 s of wrong secrets (64 at once)
+    benches/front_door.py BIN floods   # issue 14: a cached client's throughput alone and under 1,000 req/s
+                                       # of wrong secrets on known ids + 1,000 req/s of unknown ids;
+                                       # a new client's first token during them; server RSS
 
 BIN is a release build of `tessera`. Only loopback addresses are contacted. Python 3 stdlib only
 (wrk for the `conns` rate).
@@ -81,7 +84,7 @@ def timing():
         p.kill()
 
 
-def flooder(host, port, rate, stop, counts):
+def flooder(host, port, rate, stop, counts, who=None):
     """`rate` requests/s of random unknown ids, spread over 48 threads (an answer takes as long as
     an argon2id check, ~20 ms, so 1,000 req/s needs ~20 in flight), each on its own keep-alive
     connection, each pacing itself."""
@@ -91,7 +94,10 @@ def flooder(host, port, rate, stop, counts):
         interval = threads / rate
         nxt = time.perf_counter()
         while not stop.is_set():
-            fake = "tc_" + "".join(random.choice(string.ascii_letters) for _ in range(22))
+            if who is None:
+                fake = "tc_" + "".join(random.choice(string.ascii_letters) for _ in range(22))
+            else:
+                fake = random.choice(who)  # a known id, with a wrong secret
             auth = base64.b64encode(f"{fake}:tss_x".encode()).decode()
             try:
                 c.request("POST", "/oauth/token", "grant_type=client_credentials",
@@ -149,6 +155,54 @@ def fresh(flood):
             print(f"flood: {n / took:.0f} req/s of unknown ids during the rounds; answers {counts}")
     finally:
         stop.set()
+        p.kill()
+
+
+def wrk_rps(host, port, cid, secret, secs=8):
+    auth = "Basic " + base64.b64encode(f"{cid}:{secret}".encode()).decode()
+    out = subprocess.run(["wrk", "-t2", "-c64", f"-d{secs}s", "-s", "benches/post.lua", f"http://{host}:{port}/oauth/token"],
+                         capture_output=True, text=True, env={**os.environ, "AUTH": auth, "BODY": "grant_type=client_credentials"})
+    line = [l for l in out.stdout.splitlines() if l.startswith("RESULT")][0]
+    return float(line.split("req_per_s=")[1].split()[0]), line
+
+
+def floods():
+    """Issue 14: the floods come from wrk with a rate-limited Lua script (benches/flood.lua), not
+    from Python, so the generator costs the shared cores about what the legitimate load does."""
+    p, host, port = start("--signing-alg", "ES256")
+    try:
+        cid, secret = create("legit")
+        token(host, port, cid, secret)
+        known = [create(f"known-{i}")[0] for i in range(40)]
+        alone, line = wrk_rps(host, port, cid, secret)
+        print(f"alone: {line}")
+        url = f"http://{host}:{port}/oauth/token"
+        floods = []
+        for mode in ("unknown", "wrong"):
+            env = {**os.environ, "FLOOD": mode, "KNOWN": ",".join(known), "CONNS": "64", "RATE": "1000"}
+            floods.append(subprocess.Popen(["wrk", "-t1", "-c64", "-d24s", "-s", "benches/flood.lua", url],
+                                           stdout=subprocess.PIPE, text=True, env=env))
+        # The first seconds: each known id spends its failure budget (5 argon2id checks, on
+        # the one argon2id worker a 2-core machine has). Measured first, then the steady state.
+        burst, line = wrk_rps(host, port, cid, secret, secs=6)
+        print(f"flooded, first 6 s (budgets being spent): {line}")
+        time.sleep(2)
+        flooded, line = wrk_rps(host, port, cid, secret)
+        print(f"flooded, steady state: {line}")
+        print(f"ratio: first 6 s {100 * burst / alone:.1f} %, steady state {100 * flooded / alone:.1f} % of the throughput alone")
+        firsts = []
+        for i in range(5):
+            ncid, nsecret = create(f"new-{i}")
+            status, took1, _, _ = token(host, port, ncid, nsecret)
+            firsts.append((status, round(took1, 3)))
+        print(f"new clients' first token during the floods (status, s): {firsts}")
+        print(f"RSS during the floods: {rss_mib(p.pid):.0f} MiB")
+        for f in floods:
+            out, _ = f.communicate(timeout=30)
+            print(" ".join(l for l in out.splitlines() if l.startswith("FLOOD")))
+        time.sleep(3)
+        print(f"RSS 3 s after: {rss_mib(p.pid):.0f} MiB")
+    finally:
         p.kill()
 
 
@@ -290,4 +344,4 @@ def wrongmem():
         p.kill()
 
 
-{"wrongmem": wrongmem, "timing": timing, "fresh": lambda: fresh(False), "flood": lambda: fresh(True), "drip": drip, "conns": conns}[WHAT]()
+{"floods": floods, "wrongmem": wrongmem, "timing": timing, "fresh": lambda: fresh(False), "flood": lambda: fresh(True), "drip": drip, "conns": conns}[WHAT]()
