@@ -148,6 +148,10 @@ e2e_test! {
             assert_eq!(token_basic(&server, &warm, form).await.status(), 200, "warm, {:?} into the outage", down_at.elapsed());
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
+        // Still ready: a balancer must keep sending the traffic the snapshot can serve.
+        let ready = http().get(server.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 200);
+        assert_eq!(ready.json::<serde_json::Value>().await.unwrap()["status"], "degraded");
         let r = token_basic(&server, &cold, form).await;
         assert_eq!(r.status(), 503, "a secret not yet verified cannot be checked");
         assert!(r.headers().contains_key("retry-after"));
@@ -160,6 +164,7 @@ e2e_test! {
         // The bound runs from the last refresh that reached the database, up to one refresh
         // interval (200 ms) before the stop.
         assert!(down_at.elapsed() >= Duration::from_millis(7700), "not before the bound");
+        assert_eq!(http().get(server.url("/readyz")).send().await.unwrap().status(), 503, "not ready past the bound");
 
         pg.up();
         assert!(eventually(Duration::from_secs(15), || async {

@@ -27,7 +27,7 @@ fn module_layer(first: &str, second: Option<&str>) -> u8 {
         ("http", _) => ADAPTER,
         ("authority" | "admin", _) => SERVICE,
         ("keys", Some("lifecycle")) | ("secrets", Some("verifier")) => DOMAIN,
-        ("registry" | "revocations" | "replay" | "audit", _) => DOMAIN,
+        ("registry" | "revocations" | "replay" | "quota" | "audit", _) => DOMAIN,
         ("store", _) => STORAGE,
         ("oauth" | "keys" | "secrets" | "clock" | "config" | "random", _) => MODEL,
         _ => ADAPTER,

@@ -18,9 +18,21 @@ pub(super) async fn healthz() -> Response {
 }
 
 /// Ready: the database answers within a second and a signing key is loaded (the registry cannot
-/// exist without one).
+/// exist without one). While the database is unreachable but the snapshot is within
+/// `--max-stale`, the replica still serves known clients, so it stays ready (status
+/// `degraded`): a balancer that routes only to ready replicas would otherwise take away the
+/// traffic `--max-stale` is there to serve.
 pub(super) async fn readyz(State(app): State<AppState>) -> Response {
-    if app.authority.ready(Duration::from_secs(1)).await {
+    let database = app.authority.ready(Duration::from_secs(1)).await;
+    if !database && !app.authority.registry().is_stale() {
+        return (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "degraded", "reason": "database unreachable; serving known clients from the snapshot",
+                "signing_kid": app.authority.key_ring().signer.kid().as_str()})),
+        )
+            .into_response();
+    }
+    if database {
         (
             StatusCode::OK,
             axum::Json(serde_json::json!({"status": "ready", "signing_kid": app.authority.key_ring().signer.kid().as_str()})),
