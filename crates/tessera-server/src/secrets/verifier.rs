@@ -180,9 +180,15 @@ impl CredentialVerifier {
             return;
         };
         let window = self.limits.failure_window;
-        // Bounded: a flood of distinct ids drops the expired windows, and at worst starts over.
+        // Bounded: a flood of distinct ids drops the expired windows first, then the ids that
+        // have not used up their budget, so the throttled ones (the ids under attack) stay
+        // throttled however many made-up ids arrive.
         if map.len() >= 100_000 {
+            let budget = self.limits.failure_budget;
             map.retain(|_, (_, since)| since.elapsed() < window);
+            if map.len() >= 100_000 {
+                map.retain(|_, (n, _)| *n >= budget);
+            }
             if map.len() >= 100_000 {
                 map.clear();
             }
