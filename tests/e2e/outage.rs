@@ -138,6 +138,27 @@ e2e_test! {
         let cold = env.create_client(&["--name", "cold", "--scope", "a"]);
         let form = "grant_type=client_credentials";
         assert_eq!(token_basic(&server, &warm, form).await.status(), 200);
+        // A private_key_jwt client: its assertions need the shared replay store.
+        let key = crate::issuer::TestKey::es256();
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(&jwks, serde_json::json!({"keys": [key.jwk(Some("k"), serde_json::json!({}))]}).to_string()).unwrap();
+        let v = env.cli_json(&["client", "create", "--output", "json", "--name", "signer", "--scope", "a",
+            "--auth", "private_key_jwt", "--jwks-file", jwks.to_str().unwrap()]);
+        let signer = v["client_id"].as_str().unwrap().to_owned();
+        let assertion = |n: u32| {
+            let t = crate::issuer::now();
+            key.sign(serde_json::json!({"kid": "k"}), &serde_json::json!({"iss": signer, "sub": signer,
+                "aud": server.base, "iat": t, "exp": t + 60, "jti": format!("outage-{n}")}))
+        };
+        let with_assertion = |jwt: String| {
+            let url = server.url("/oauth/token");
+            async move {
+                http().post(url).form(&[("grant_type", "client_credentials"),
+                    ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                    ("client_assertion", jwt.as_str())]).send().await.unwrap()
+            }
+        };
+        assert!(eventually(Duration::from_secs(3), || async { with_assertion(assertion(0)).await.status() == 200 }).await);
 
         pg.down();
         let down_at = Instant::now();
@@ -154,6 +175,10 @@ e2e_test! {
         assert_eq!(ready.json::<serde_json::Value>().await.unwrap()["status"], "degraded");
         let r = token_basic(&server, &cold, form).await;
         assert_eq!(r.status(), 503, "a secret not yet verified cannot be checked");
+        assert!(r.headers().contains_key("retry-after"));
+        // An assertion whose jti cannot be recorded is never accepted: 503, not a token.
+        let r = with_assertion(assertion(1)).await;
+        assert_eq!(r.status(), 503, "replay store unreachable");
         assert!(r.headers().contains_key("retry-after"));
         let ghost = TestClient { id: "tc_ghost".into(), secret: "x".into() };
         assert_eq!(token_basic(&server, &ghost, form).await.status(), 503, "an unknown id is not 'unknown' while the database is down");

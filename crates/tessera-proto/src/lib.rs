@@ -6,7 +6,9 @@
 //! - [`ErrorBody`]: the RFC 6749 §5.2 error body;
 //! - [`Metadata`]: RFC 8414 authorization-server metadata, with [`Metadata::from_json`] making
 //!   the exact-issuer check of RFC 8414 §3.3 that discovery must never skip;
-//! - [`ClientSecret`]: a client secret whose `Debug` never shows it.
+//! - [`ClientSecret`]: a client secret whose `Debug` never shows it;
+//! - [`RevocationPage`] (the revocation feed) and [`API_KEY_PREFIX`] (managed API keys), what
+//!   resource services read from Tessera.
 //!
 //! ```
 //! use tessera_proto::Metadata;
@@ -21,10 +23,12 @@
 
 mod error;
 mod metadata;
+mod resource;
 mod secret;
 mod token;
 
 pub use error::ErrorBody;
 pub use metadata::{metadata_url, Metadata, MetadataError};
+pub use resource::{RevocationPage, RevokedToken, API_KEY_PREFIX, API_KEY_TOKEN_TYPE};
 pub use secret::ClientSecret;
 pub use token::TokenResponse;

@@ -27,7 +27,7 @@ use crate::error::{ConfigError, InvalidToken, VerifyError};
 use crate::token::AccessToken;
 
 /// What every managed key starts with.
-pub const PREFIX: &str = "tak_";
+pub const PREFIX: &str = tessera_proto::API_KEY_PREFIX;
 
 type KeyHash = [u8; 32];
 
@@ -323,7 +323,8 @@ impl ManagedApiKeys {
             }
         };
         if body.get("active") != Some(&serde_json::Value::Bool(true))
-            || body.get("token_type").and_then(|t| t.as_str()) != Some("api_key")
+            || body.get("token_type").and_then(|t| t.as_str())
+                != Some(tessera_proto::API_KEY_TOKEN_TYPE)
         {
             return Answer::Refused;
         }

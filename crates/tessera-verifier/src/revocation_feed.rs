@@ -125,20 +125,6 @@ impl RevocationFeedBuilder {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct Page {
-    revoked: Vec<Entry>,
-    cursor: String,
-    #[serde(default)]
-    has_more: bool,
-}
-
-#[derive(serde::Deserialize)]
-struct Entry {
-    jti: String,
-    exp: i64,
-}
-
 impl RevocationFeed {
     /// A feed at `{issuer}/oauth/revocations`, read as the resource service's own Tessera
     /// client (`client_secret_basic`).
@@ -198,7 +184,7 @@ impl RevocationFeed {
             if !resp.status().is_success() {
                 return Err(err(format!("HTTP {}", resp.status())));
             }
-            let page: Page = resp
+            let page: tessera_proto::RevocationPage = resp
                 .json()
                 .await
                 .map_err(|e| err(format!("not a feed page: {}", e.without_url())))?;

@@ -70,7 +70,7 @@ pub(super) async fn introspect(
                 many => many.iter().map(|a| a.as_str()).collect(),
             };
             let mut body = serde_json::json!({
-                "active": true, "token_type": "api_key", "client_id": k.id, "sub": k.id,
+                "active": true, "token_type": tessera_proto::API_KEY_TOKEN_TYPE, "client_id": k.id, "sub": k.id,
                 "name": k.name, "scope": k.scopes.to_string(), "aud": aud,
                 "iss": app.authority.issuer().as_str(), "iat": k.created_at,
             });
@@ -109,14 +109,15 @@ pub(super) async fn feed(
         .authority
         .revocation_feed(&creds, since, &origin)
         .await?;
-    let revoked: Vec<serde_json::Value> = page
-        .revoked
-        .iter()
-        .map(|(jti, exp)| serde_json::json!({"jti": jti, "exp": exp}))
-        .collect();
-    let body = serde_json::json!({
-        "revoked": revoked, "cursor": page.cursor.to_string(), "has_more": page.more,
-    });
+    let body = tessera_proto::RevocationPage {
+        revoked: page
+            .revoked
+            .into_iter()
+            .map(|(jti, exp)| tessera_proto::RevokedToken { jti, exp })
+            .collect(),
+        cursor: page.cursor.to_string(),
+        has_more: page.more,
+    };
     Ok(no_store(axum::Json(body).into_response()))
 }
 

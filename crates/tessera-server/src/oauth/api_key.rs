@@ -8,7 +8,7 @@ use crate::oauth::claims::CustomClaims;
 use crate::oauth::{Audience, ScopeSet};
 
 /// Every key starts with this, so a resource service can tell a key from a JWT at a glance.
-pub const PREFIX: &str = "tak_";
+pub const PREFIX: &str = tessera_proto::API_KEY_PREFIX;
 
 /// A key's SHA-256. The key is 256 random bits, so a fast hash is enough: nobody can search
 /// that space, and a lookup by hash compares no secret bytes.
