@@ -8,19 +8,24 @@ use crate::secrets::SecretHash;
 /// A client identifier. Server-generated ids are `tc_` plus 22 base64url characters; the parser
 /// accepts any printable ASCII without space up to 128 bytes, so that ids survive the RFC 6749
 /// §2.3.1 form-encoding unchanged.
+///
+/// Shared text (`Arc<str>`): the registry's map key and the client's own id are one copy.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId(String);
+pub struct ClientId(std::sync::Arc<str>);
 
 impl ClientId {
     /// Parse a client id.
     pub fn parse(s: &str) -> Option<Self> {
         let ok = !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| (0x21..=0x7E).contains(&b));
-        ok.then(|| Self(s.to_owned()))
+        ok.then(|| Self(std::sync::Arc::from(s)))
     }
 
     /// A fresh random id.
     pub fn generate() -> Self {
-        Self(format!("tc_{}", crate::random::base64url(16)))
+        Self(std::sync::Arc::from(format!(
+            "tc_{}",
+            crate::random::base64url(16)
+        )))
     }
 
     /// The id as text.

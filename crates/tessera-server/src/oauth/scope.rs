@@ -38,17 +38,18 @@ impl fmt::Display for Scope {
 pub struct InvalidScope;
 
 /// A set of scopes, kept sorted so that responses and tokens are deterministic. Held as a
-/// sorted, deduplicated boxed slice: a client has a few scopes, and a million clients in memory
-/// should not each carry a B-tree node.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScopeSet(Box<[Scope]>);
+/// sorted, deduplicated shared slice: a client has a few scopes, a million clients in memory
+/// should not each carry a B-tree node, and clients with the same scopes share one copy (the
+/// store interns them when it loads the registry).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ScopeSet(std::sync::Arc<[Scope]>);
 
 impl FromIterator<Scope> for ScopeSet {
     fn from_iter<T: IntoIterator<Item = Scope>>(iter: T) -> Self {
         let mut v: Vec<Scope> = iter.into_iter().collect();
         v.sort_unstable();
         v.dedup();
-        Self(v.into_boxed_slice())
+        Self(v.into())
     }
 }
 
@@ -117,7 +118,7 @@ impl fmt::Display for ScopeSet {
     /// The space-separated wire form.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut first = true;
-        for s in &self.0 {
+        for s in self.0.iter() {
             if !first {
                 f.write_str(" ")?;
             }

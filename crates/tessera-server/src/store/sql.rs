@@ -136,9 +136,19 @@ where
         let mut tx = self.pool.begin().await?;
         let mut clients: Vec<Client> = Vec::new();
         {
+            // Clients with the same scopes share one copy of them.
+            let mut scope_sets: std::collections::HashSet<crate::oauth::ScopeSet> =
+                std::collections::HashSet::new();
             let mut rows = sqlx::query("SELECT * FROM clients").fetch(&mut *tx);
             while let Some(row) = next_row(&mut rows).await {
-                clients.push(Self::client_from_row(&row?)?);
+                let mut c = Self::client_from_row(&row?)?;
+                match scope_sets.get(&c.scopes) {
+                    Some(shared) => c.scopes = shared.clone(),
+                    None => {
+                        scope_sets.insert(c.scopes.clone());
+                    }
+                }
+                clients.push(c);
             }
         }
         clients.sort_unstable_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
