@@ -117,6 +117,20 @@ impl Fetcher for ReqwestFetcher {
     }
 }
 
+/// The HTTP client a resource service uses to ask Tessera itself (introspection of managed
+/// keys, the revocation feed): a 5 s timeout, no redirects; `url` must be http(s).
+#[cfg(feature = "reqwest")]
+pub(crate) fn tessera_client(url: &str) -> Result<reqwest::Client, crate::error::ConfigError> {
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(crate::error::ConfigError::Issuer(url.to_owned()));
+    }
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|_| crate::error::ConfigError::NoFetcher)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

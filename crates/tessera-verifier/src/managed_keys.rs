@@ -128,14 +128,7 @@ impl ManagedApiKeysBuilder {
 
     /// Build.
     pub fn build(self) -> Result<Arc<ManagedApiKeys>, ConfigError> {
-        if !(self.url.starts_with("https://") || self.url.starts_with("http://")) {
-            return Err(ConfigError::Issuer(self.url));
-        }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|_| ConfigError::NoFetcher)?;
+        let http = crate::fetch::tessera_client(&self.url)?;
         let now = self.clock.now();
         Ok(Arc::new(ManagedApiKeys {
             url: self.url,

@@ -98,14 +98,7 @@ impl RevocationFeedBuilder {
 
     /// Build. Nothing is fetched until [`RevocationFeed::poll`] or [`RevocationFeed::spawn`].
     pub fn build(self) -> Result<Arc<RevocationFeed>, ConfigError> {
-        if !(self.url.starts_with("https://") || self.url.starts_with("http://")) {
-            return Err(ConfigError::Issuer(self.url));
-        }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|_| ConfigError::NoFetcher)?;
+        let http = crate::fetch::tessera_client(&self.url)?;
         Ok(Arc::new(RevocationFeed {
             url: self.url,
             client_id: self.client_id,

@@ -209,9 +209,9 @@ impl Registry {
         self.lookup(id).await
     }
 
-    /// Read one client from the database into memory: at most [`MAX_CONCURRENT_LOOKUPS`] at a
-    /// time, at most [`MAX_WAITING_LOOKUPS`] waiting, each at most [`LOOKUP_WAIT`].
-    async fn lookup(&self, id: &ClientId) -> Result<Option<Arc<Client>>, Unavailable> {
+    /// A slot for one database look-up: at most [`MAX_CONCURRENT_LOOKUPS`] at a time, at most
+    /// [`MAX_WAITING_LOOKUPS`] waiting, each waiting at most [`LOOKUP_WAIT`].
+    async fn lookup_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Unavailable> {
         let waiting = self.waiting_lookups.fetch_add(1, Ordering::AcqRel);
         let permit = if waiting >= MAX_WAITING_LOOKUPS {
             None
@@ -222,9 +222,12 @@ impl Registry {
                 .and_then(Result::ok)
         };
         self.waiting_lookups.fetch_sub(1, Ordering::AcqRel);
-        let Some(_permit) = permit else {
-            return Err(Unavailable);
-        };
+        permit.ok_or(Unavailable)
+    }
+
+    /// Read one client from the database into memory, in a look-up slot.
+    async fn lookup(&self, id: &ClientId) -> Result<Option<Arc<Client>>, Unavailable> {
+        let _permit = self.lookup_slot().await?;
         let lookup = tokio::time::timeout(Duration::from_secs(2), self.store.get_client(id));
         let client = match lookup.await {
             Ok(Ok(Some(c))) => Arc::new(c),
@@ -343,19 +346,7 @@ impl Registry {
         if let Some(k) = self.api_keys.read().ok().and_then(|m| m.get(hash).cloned()) {
             return Ok(Some(k));
         }
-        let waiting = self.waiting_lookups.fetch_add(1, Ordering::AcqRel);
-        let permit = if waiting >= MAX_WAITING_LOOKUPS {
-            None
-        } else {
-            tokio::time::timeout(LOOKUP_WAIT, self.lookups.acquire())
-                .await
-                .ok()
-                .and_then(Result::ok)
-        };
-        self.waiting_lookups.fetch_sub(1, Ordering::AcqRel);
-        let Some(_permit) = permit else {
-            return Err(Unavailable);
-        };
+        let _permit = self.lookup_slot().await?;
         match tokio::time::timeout(Duration::from_secs(2), self.store.get_api_key(hash)).await {
             Ok(Ok(k)) => Ok(k.map(Arc::new)),
             _ => Err(Unavailable),
@@ -381,8 +372,7 @@ impl Registry {
             }
             *last = Some(Instant::now());
         }
-        let Ok(Ok(_permit)) = tokio::time::timeout(LOOKUP_WAIT, self.lookups.acquire()).await
-        else {
+        let Ok(_permit) = self.lookup_slot().await else {
             return false;
         };
         match tokio::time::timeout(LOOKUP_WAIT, self.store.load_trusts()).await {
