@@ -477,12 +477,11 @@ impl Authority {
         origin: &Origin,
     ) -> Result<Introspection, OAuthError> {
         use crate::oauth::api_key::{hash, KeyState};
-        let found = self.registry.find_api_key(&hash(key)).await.map_err(|_| {
-            OAuthError::unavailable(
-                "the client registry cannot reach its database; retry shortly",
-                2,
-            )
-        })?;
+        let found = self
+            .registry
+            .find_api_key(&hash(key))
+            .await
+            .map_err(|_| registry_unavailable())?;
         let now = self.clock.now();
         let (id, name, state) = match &found {
             Some(k) => (k.id.as_str(), k.name.as_str(), k.state(now)),
@@ -630,21 +629,15 @@ impl Authority {
         if a.client_id.as_deref().is_some_and(|c| c != id.as_str()) {
             return Err(refuse(Refusal::IssuerOrSubject, Some(&id)));
         }
-        let unavailable = || {
-            OAuthError::unavailable(
-                "the client registry cannot reach its database; retry shortly",
-                2,
-            )
-        };
         if self.registry.is_stale() {
-            return Err(unavailable());
+            return Err(registry_unavailable());
         }
         let now = self.clock.now();
         let client = self
             .registry
             .find_client(&id)
             .await
-            .map_err(|_| unavailable())?;
+            .map_err(|_| registry_unavailable())?;
         let (client, keys) = match client {
             Some(c) if c.is_active(now) => match &c.auth {
                 ClientAuth::PrivateKeyJwt(keys) => {
@@ -775,10 +768,7 @@ impl Authority {
             .unwrap_or_default()
             .to_owned();
         if self.registry.is_stale() {
-            return Err(OAuthError::unavailable(
-                "the client registry cannot reach its database; retry shortly",
-                2,
-            ));
+            return Err(registry_unavailable());
         }
         let mut trusts = self.registry.trusts();
         if !trusts.iter().any(|t| t.covers(&peeked)) && self.registry.reread_trusts().await {
@@ -828,12 +818,7 @@ impl Authority {
                 .registry
                 .find_client(&trust.client_id)
                 .await
-                .map_err(|_| {
-                    OAuthError::unavailable(
-                        "the client registry cannot reach its database; retry shortly",
-                        2,
-                    )
-                })?;
+                .map_err(|_| registry_unavailable())?;
             let Some(client) = client.filter(|c| c.is_active(now)) else {
                 last = Refusal::BoundClient;
                 continue;
@@ -865,14 +850,8 @@ impl Authority {
         // RFC 6749 §5.2: a 401 after HTTP Basic carries `WWW-Authenticate: Basic`.
         let basic = creds.method == AuthMethod::ClientSecretBasic;
         let now = self.clock.now();
-        let unavailable = || {
-            OAuthError::unavailable(
-                "the client registry cannot reach its database; retry shortly",
-                2,
-            )
-        };
         if self.registry.is_stale() {
-            return Err(unavailable());
+            return Err(registry_unavailable());
         }
         if self.registry.is_degraded() {
             // The database cannot be asked (a failover, say): serve what the snapshot can
@@ -895,7 +874,7 @@ impl Authority {
             .registry
             .find_client(&creds.client_id)
             .await
-            .map_err(|_| unavailable())?;
+            .map_err(|_| registry_unavailable())?;
         let mut outcome = self
             .credentials
             .verify(client.as_deref(), &creds.client_id, &creds.secret, now)
@@ -908,7 +887,7 @@ impl Authority {
                 .registry
                 .reload_client(&known.id)
                 .await
-                .map_err(|_| unavailable())?;
+                .map_err(|_| registry_unavailable())?;
             if let Some(fresh) = reloaded {
                 let changed = fresh.updated_at != known.updated_at
                     || fresh.secrets.len() != known.secrets.len();
@@ -983,4 +962,12 @@ fn trust_key_source(trust: &Trust) -> (KeySource, Option<&'static str>) {
         }
     };
     (source, key_use)
+}
+
+/// 503 when the registry cannot ask its database: "retry", never "unknown client".
+fn registry_unavailable() -> OAuthError {
+    OAuthError::unavailable(
+        "the client registry cannot reach its database; retry shortly",
+        2,
+    )
 }
