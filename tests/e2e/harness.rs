@@ -17,6 +17,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 pub struct Server {
     child: Child,
     pub base: String,
+    /// The admin listener's base URL (`--admin-listen`), from the start line's `admin=`.
+    pub admin: Option<String>,
+    /// The metrics listener's base URL (`--metrics-listen`), from the start line's `metrics=`.
+    pub metrics: Option<String>,
     logs: Arc<Mutex<String>>,
 }
 
@@ -54,12 +58,7 @@ impl Server {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if !sent {
                     if let Some(rest) = line.strip_prefix("tessera listening on ") {
-                        let base = rest
-                            .split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_string();
-                        let _ = tx.send(base);
+                        let _ = tx.send(rest.to_string());
                         sent = true;
                     }
                 }
@@ -68,14 +67,27 @@ impl Server {
                 g.push('\n');
             }
         });
-        let base = match rx.recv_timeout(Duration::from_secs(60)) {
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(b) => b,
             Err(_) => {
                 let _ = child.kill();
                 panic!("server did not start; logs:\n{}", logs.lock().unwrap());
             }
         };
-        Server { child, base, logs }
+        // `<base> issuer=… [admin=<url>] [metrics=<url>]`
+        let base = line.split_whitespace().next().unwrap_or_default().to_string();
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name).map(str::to_string))
+        };
+        let (admin, metrics) = (field("admin="), field("metrics="));
+        Server {
+            child,
+            base,
+            admin,
+            metrics,
+            logs,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
