@@ -2,11 +2,12 @@
 //! Resource services check them through `tessera-verifier` (introspection, cached).
 
 use clap::Subcommand;
-use tessera_server::admin::{Admin, ApiKeyInput, ApiKeyView};
-use tessera_server::audit::Actor;
+use serde_json::json;
 
+use super::api::{segment, Api};
 use super::client::ClaimArgs;
 use super::{parse_time, Output};
+use crate::print::{emit, print_api_key, print_api_keys, s};
 
 #[derive(Subcommand)]
 pub(crate) enum ApiKeyCommand {
@@ -48,24 +49,7 @@ pub(crate) enum ApiKeyCommand {
     },
 }
 
-fn print(k: &ApiKeyView) {
-    println!("id:         {}", k.id);
-    println!("name:       {}", k.name);
-    println!("state:      {}", k.state);
-    println!("scopes:     {}", k.scopes.join(" "));
-    if !k.audiences.is_empty() {
-        println!("audiences:  {}", k.audiences.join(" "));
-    }
-    for (name, v) in &k.claims {
-        println!("claim:      {name}={v}");
-    }
-    if let Some(e) = k.expires_at {
-        println!("expires_at: {e}");
-    }
-}
-
-pub(crate) async fn run(admin: &Admin, cmd: ApiKeyCommand) -> anyhow::Result<()> {
-    let by = Actor::os_user();
+pub(crate) async fn run(api: &Api, cmd: ApiKeyCommand) -> anyhow::Result<()> {
     match cmd {
         ApiKeyCommand::Create {
             name,
@@ -75,56 +59,26 @@ pub(crate) async fn run(admin: &Admin, cmd: ApiKeyCommand) -> anyhow::Result<()>
             claims,
             output,
         } => {
-            let input = ApiKeyInput {
-                name,
-                scopes,
-                audiences,
-                expires_at,
-                claims: claims.map()?.unwrap_or_default(),
-            };
-            let (view, key) = admin.create_api_key(&by, input).await?;
-            if output == Output::Json {
-                let mut v = serde_json::to_value(&view)?;
-                v["api_key"] = key.expose().into();
-                println!("{v}");
-            } else {
-                print(&view);
-                println!("api_key:    {}", key.expose());
-                println!("\nStore the key now: it is shown only once and cannot be recovered.");
+            let mut body = json!({"name": name, "scopes": scopes, "audiences": audiences,
+                "claims": claims.map()?.unwrap_or_default()});
+            if let Some(t) = expires_at {
+                body["expires_at"] = tessera_server::clock::rfc3339(t).into();
             }
+            let v = api.post("/api-keys", Some(&body)).await?;
+            emit(&v, output, print_api_key);
         }
         ApiKeyCommand::List { output } => {
-            let list = admin.list_api_keys().await?;
-            if output == Output::Json {
-                println!("{}", serde_json::to_string(&list)?);
-            } else {
-                println!("{:<22} {:<8} {:<24} SCOPES", "ID", "STATE", "NAME");
-                for k in &list {
-                    println!(
-                        "{:<22} {:<8} {:<24} {}",
-                        k.id,
-                        k.state,
-                        k.name,
-                        k.scopes.join(" ")
-                    );
-                }
-            }
+            let v = api.get("/api-keys").await?;
+            emit(&v["api_keys"], output, print_api_keys);
         }
         ApiKeyCommand::Show { id, output } => {
-            let k = admin.show_api_key(&id).await?;
-            if output == Output::Json {
-                println!("{}", serde_json::to_string(&k)?);
-            } else {
-                print(&k);
-            }
+            let v = api.get(&format!("/api-keys/{}", segment(&id))).await?;
+            emit(&v, output, print_api_key);
         }
         ApiKeyCommand::Revoke { id, output } => {
-            admin.revoke_api_key(&by, &id).await?;
-            if output == Output::Json {
-                println!("{}", serde_json::json!({"id": id, "revoked": true}));
-            } else {
-                println!("revoked API key {id}");
-            }
+            api.delete(&format!("/api-keys/{}", segment(&id))).await?;
+            let v = json!({"id": id, "revoked": true});
+            emit(&v, output, |v| println!("revoked API key {}", s(v, "id")));
         }
     }
     Ok(())

@@ -1,10 +1,10 @@
 //! `tessera audit …`: read the admin changes recorded in the database.
 
 use clap::Subcommand;
-use tessera_server::admin::Admin;
 
+use super::api::{segment, Api};
 use super::{parse_time, Output};
-use crate::print::print_audit;
+use crate::print::{emit, print_audit};
 
 #[derive(Subcommand)]
 pub(crate) enum AuditCommand {
@@ -22,19 +22,23 @@ pub(crate) enum AuditCommand {
 }
 
 /// Run an `audit` command.
-pub(crate) async fn run(admin: &Admin, cmd: AuditCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(api: &Api, cmd: AuditCommand) -> anyhow::Result<()> {
     let AuditCommand::List {
         client,
         since,
         output,
     } = cmd;
-    let events = admin
-        .list_audit(client.as_deref(), since.unwrap_or(0))
-        .await?;
-    if output == Output::Json {
-        println!("{}", serde_json::to_string(&events)?);
-    } else {
-        print_audit(&events);
+    let mut query = vec![format!("limit=1000")];
+    if let Some(c) = &client {
+        query.push(format!("client_id={}", segment(c)));
     }
+    if let Some(t) = since {
+        query.push(format!(
+            "since={}",
+            segment(&tessera_server::clock::rfc3339(t))
+        ));
+    }
+    let v = api.get(&format!("/audit?{}", query.join("&"))).await?;
+    emit(&v["events"], output, print_audit);
     Ok(())
 }

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
-use tessera_server::admin::{Admin, CreateClient, KeysInput, UpdateClient};
-use tessera_server::audit::Actor;
+use serde_json::{json, Value};
+use tessera_server::admin::KeysInput;
 
+use super::api::{segment, Api};
 use super::{parse_time, Output};
-use crate::print::{emit, print_client};
+use crate::print::{emit, print_client, print_clients, s};
 
 #[derive(Subcommand)]
 pub(crate) enum ClientCommand {
@@ -224,9 +225,27 @@ impl ClaimArgs {
     }
 }
 
-/// Run a `client` command. Every change is stored with its audit record, in one transaction.
-pub(crate) async fn run(admin: &Admin, cmd: ClientCommand) -> anyhow::Result<()> {
-    let by = Actor::os_user();
+/// The JSON of a client's keys for the admin API: `jwks` (the file's document) or `jwks_uri`.
+fn keys_json(
+    keys: Option<KeysInput>,
+    body: &mut serde_json::Map<String, Value>,
+) -> anyhow::Result<()> {
+    match keys {
+        Some(KeysInput::Jwks(text)) => {
+            let doc: Value = serde_json::from_str(&text).context("--jwks-file: not JSON")?;
+            body.insert("jwks".into(), doc);
+        }
+        Some(KeysInput::JwksUri(u)) => {
+            body.insert("jwks_uri".into(), u.into());
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// Run a `client` command through the admin API. Every change is stored with its audit record,
+/// in one transaction.
+pub(crate) async fn run(api: &Api, cmd: ClientCommand) -> anyhow::Result<()> {
     match cmd {
         ClientCommand::Create {
             name,
@@ -251,98 +270,91 @@ pub(crate) async fn run(admin: &Admin, cmd: ClientCommand) -> anyhow::Result<()>
                 }
                 _ => {}
             }
-            let input = CreateClient {
-                name,
-                scopes,
-                audiences,
-                token_ttl: Some(token_ttl),
-                expires_at,
-                keys,
-                claims,
-                max_tokens_per_minute,
-            };
-            let (view, secret) = admin.create_client(&by, input).await?;
-            if output == Output::Json {
-                let mut v = serde_json::to_value(&view)?;
-                if let Some(secret) = &secret {
-                    v["client_secret"] = serde_json::Value::from(secret.expose());
-                }
-                println!("{v}");
-            } else {
-                print_client(&view);
-                if let Some(secret) = &secret {
-                    println!("client_secret: {}", secret.expose());
-                    println!(
-                        "\nStore the secret now: it is shown only once and cannot be recovered."
-                    );
-                }
+            let mut body = json!({"name": name, "scopes": scopes, "audiences": audiences,
+                "token_ttl": token_ttl, "claims": claims})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+            if let Some(t) = expires_at {
+                body.insert("expires_at".into(), rfc3339(t).into());
             }
+            if let Some(q) = max_tokens_per_minute {
+                body.insert("max_tokens_per_minute".into(), q.into());
+            }
+            if auth == AuthArg::PrivateKeyJwt {
+                body.insert(
+                    "token_endpoint_auth_method".into(),
+                    "private_key_jwt".into(),
+                );
+            }
+            keys_json(keys, &mut body)?;
+            let v = api.post("/clients", Some(&body.into())).await?;
+            emit(&v, output, print_client);
         }
         ClientCommand::List {
             limit,
             after,
             output,
         } => {
-            let list = admin.list_clients_page(after.as_deref(), limit).await?;
-            if list.len() == usize::try_from(limit).unwrap_or(usize::MAX) {
-                if let Some(last) = list.last() {
-                    eprintln!("more clients follow: --after {}", last.client_id);
-                }
+            if limit == 0 || limit > 1000 {
+                anyhow::bail!("--limit must be between 1 and 1000");
             }
-            if output == Output::Json {
-                println!("{}", serde_json::to_string(&list)?);
-            } else {
-                println!("{:<26} {:<8} {:<24} SCOPES", "CLIENT_ID", "ENABLED", "NAME");
-                for c in &list {
-                    println!(
-                        "{:<26} {:<8} {:<24} {}",
-                        c.client_id,
-                        c.enabled,
-                        c.name,
-                        c.scopes.join(" ")
-                    );
-                }
+            let mut path = format!("/clients?limit={limit}");
+            if let Some(a) = &after {
+                path.push_str(&format!("&after={}", segment(a)));
             }
+            let page = api.get(&path).await?;
+            if let Some(next) = page["next_after"].as_str() {
+                eprintln!("more clients follow: --after {next}");
+            }
+            emit(&page["clients"], output, print_clients);
         }
-        ClientCommand::Show { id, output } => emit(&admin.show_client(&id).await?, output)?,
+        ClientCommand::Show { id, output } => {
+            let v = api.get(&format!("/clients/{}", segment(&id))).await?;
+            emit(&v, output, print_client);
+        }
         ClientCommand::RotateSecret {
             id,
             grace,
             expires_at,
             output,
         } => {
-            let new = admin
-                .rotate_secret(&by, &id, grace.as_secs(), expires_at)
+            let mut body = json!({"grace_seconds": grace.as_secs()});
+            if let Some(t) = expires_at {
+                body["expires_at"] = rfc3339(t).into();
+            }
+            let v = api
+                .post(&format!("/clients/{}/secrets", segment(&id)), Some(&body))
                 .await?;
-            if output == Output::Json {
-                let v = serde_json::json!({"client_id": id, "secret_id": new.id, "client_secret": new.secret.expose(),
-                    "expires_at": new.expires_at, "previous_secrets_expire_at": new.previous_expire_at});
-                println!("{v}");
-            } else {
-                println!("secret_id:     {}", new.id);
-                println!("client_secret: {}", new.secret.expose());
+            emit(&v, output, |v| {
+                println!("secret_id:     {}", s(v, "secret_id"));
+                println!("client_secret: {}", s(v, "client_secret"));
                 println!(
-                    "previous secrets stop working at {} ({} from now)",
-                    new.previous_expire_at,
-                    humantime::format_duration(grace)
+                    "previous secrets stop working at {}",
+                    s(v, "previous_secrets_expire_at")
                 );
                 println!("\nStore the secret now: it is shown only once and cannot be recovered.");
-            }
+            });
         }
         ClientCommand::RevokeSecret {
             id,
             secret_id,
             output,
         } => {
-            admin.revoke_secret(&by, &id, &secret_id).await?;
-            if output == Output::Json {
+            api.delete(&format!(
+                "/clients/{}/secrets/{}",
+                segment(&id),
+                segment(&secret_id)
+            ))
+            .await?;
+            let v = json!({"client_id": id, "secret_id": secret_id, "revoked": true});
+            emit(&v, output, |v| {
                 println!(
-                    "{}",
-                    serde_json::json!({"client_id": id, "secret_id": secret_id, "revoked": true})
+                    "revoked secret {} of client {}",
+                    s(v, "secret_id"),
+                    s(v, "client_id")
                 );
-            } else {
-                println!("revoked secret {secret_id} of client {id}");
-            }
+            });
         }
         ClientCommand::Update {
             id,
@@ -361,60 +373,95 @@ pub(crate) async fn run(admin: &Admin, cmd: ClientCommand) -> anyhow::Result<()>
             output,
         } => {
             let keys = keys.input()?;
-            let claims = if clear_claims {
-                Some(serde_json::Map::new())
-            } else {
-                claims.map()?
-            };
             if auth == Some(AuthArg::PrivateKeyJwt) && keys.is_none() {
                 anyhow::bail!("--auth private_key_jwt needs --jwks-file or --jwks-uri");
             }
             if keys.is_some() && auth != Some(AuthArg::PrivateKeyJwt) {
                 // Switching revokes the client's secrets at once: only when asked in so many words.
-                let current = admin.show_client(&id).await?;
-                if current.token_endpoint_auth_method != "private_key_jwt" {
+                let current = api.get(&format!("/clients/{}", segment(&id))).await?;
+                if current["token_endpoint_auth_method"] != "private_key_jwt" {
                     anyhow::bail!(
                         "client {id} uses a secret; add --auth private_key_jwt to switch it to keys (its secrets are revoked at once)"
                     );
                 }
             }
-            let input = UpdateClient {
-                max_tokens_per_minute: max_tokens_per_minute.map(|n| (n > 0).then_some(n)),
-                claims,
-                use_secret: auth == Some(AuthArg::ClientSecret),
-                keys,
-                name,
-                scopes: (!scopes.is_empty()).then_some(scopes),
-                audiences: if clear_audiences {
-                    Some(Vec::new())
-                } else {
-                    (!audiences.is_empty()).then_some(audiences)
-                },
-                token_ttl,
-                enabled: None,
-                expires_at: if no_expiry {
-                    Some(None)
-                } else {
-                    expires_at.map(Some)
-                },
-            };
-            let view = admin.update_client(&by, &id, input).await?;
-            emit(&view, output)?;
+            let mut body = serde_json::Map::new();
+            if let Some(n) = name {
+                body.insert("name".into(), n.into());
+            }
+            if !scopes.is_empty() {
+                body.insert("scopes".into(), scopes.into());
+            }
+            if clear_audiences {
+                body.insert("audiences".into(), json!([]));
+            } else if !audiences.is_empty() {
+                body.insert("audiences".into(), audiences.into());
+            }
+            if let Some(t) = token_ttl {
+                body.insert("token_ttl".into(), t.into());
+            }
+            if no_expiry {
+                body.insert("expires_at".into(), Value::Null);
+            } else if let Some(t) = expires_at {
+                body.insert("expires_at".into(), rfc3339(t).into());
+            }
+            match auth {
+                Some(AuthArg::PrivateKeyJwt) => {
+                    body.insert(
+                        "token_endpoint_auth_method".into(),
+                        "private_key_jwt".into(),
+                    );
+                }
+                Some(AuthArg::ClientSecret) => {
+                    body.insert(
+                        "token_endpoint_auth_method".into(),
+                        "client_secret_basic".into(),
+                    );
+                }
+                None => {}
+            }
+            keys_json(keys, &mut body)?;
+            if clear_claims {
+                body.insert("claims".into(), json!({}));
+            } else if let Some(c) = claims.map()? {
+                body.insert("claims".into(), c.into());
+            }
+            match max_tokens_per_minute {
+                Some(0) => {
+                    body.insert("max_tokens_per_minute".into(), Value::Null);
+                }
+                Some(n) => {
+                    body.insert("max_tokens_per_minute".into(), n.into());
+                }
+                None => {}
+            }
+            let v = api.patch_client(&id, &body.into()).await?;
+            emit(&v, output, print_client);
         }
         ClientCommand::Disable { id, output } => {
-            emit(&admin.set_enabled(&by, &id, false).await?, output)?;
+            let v = api
+                .post(&format!("/clients/{}/disable", segment(&id)), None)
+                .await?;
+            emit(&v, output, print_client);
         }
         ClientCommand::Enable { id, output } => {
-            emit(&admin.set_enabled(&by, &id, true).await?, output)?;
+            let v = api
+                .post(&format!("/clients/{}/enable", segment(&id)), None)
+                .await?;
+            emit(&v, output, print_client);
         }
         ClientCommand::Delete { id, output } => {
-            admin.delete_client(&by, &id).await?;
-            if output == Output::Json {
-                println!("{}", serde_json::json!({"client_id": id, "deleted": true}));
-            } else {
-                println!("deleted client {id}");
-            }
+            api.delete(&format!("/clients/{}", segment(&id))).await?;
+            let v = json!({"client_id": id, "deleted": true});
+            emit(&v, output, |v| {
+                println!("deleted client {}", s(v, "client_id"))
+            });
         }
     }
     Ok(())
+}
+
+/// Unix seconds from a time flag, as the API takes them.
+pub(crate) fn rfc3339(t: i64) -> String {
+    tessera_server::clock::rfc3339(t)
 }

@@ -1,14 +1,15 @@
 //! `tessera keys …`: list and rotate signing keys.
 
 use clap::Subcommand;
-use tessera_server::admin::Admin;
-use tessera_server::audit::Actor;
+use serde_json::json;
+use tessera_server::http::admin::KeyRotation;
 use tessera_server::keys::lifecycle::RotationTiming;
 use tessera_server::keys::Alg;
 
+use super::api::Api;
 use super::serve::MasterKeyArgs;
 use super::{DbArgs, Output};
-use crate::print::print_keys;
+use crate::print::{emit, print_keys, s};
 
 #[derive(Subcommand)]
 pub(crate) enum KeysCommand {
@@ -34,16 +35,14 @@ pub(crate) enum KeysCommand {
     },
 }
 
-/// Run a `keys` command.
-pub(crate) async fn run(db: &DbArgs, admin: &Admin, cmd: KeysCommand) -> anyhow::Result<()> {
+/// Run a `keys` command: locally (on the database, with the master key for a rotation) or
+/// through `--server`.
+pub(crate) async fn run(db: &DbArgs, server: Option<&str>, cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::List { output } => {
-            let list = admin.list_keys().await?;
-            if output == Output::Json {
-                println!("{}", serde_json::to_string(&list)?);
-            } else {
-                print_keys(&list);
-            }
+            let api = super::api(db, server).await?;
+            let v = api.get("/keys").await?;
+            emit(&v["keys"], output, print_keys);
         }
         KeysCommand::Rotate {
             alg,
@@ -51,25 +50,31 @@ pub(crate) async fn run(db: &DbArgs, admin: &Admin, cmd: KeysCommand) -> anyhow:
             master,
             output,
         } => {
-            let master = tessera_server::load_master_key(&master.source(db)?)?;
-            let timing = RotationTiming {
-                publish_ahead: i64::from(publish_ahead),
+            let api = match server {
+                Some(url) => Api::remote(url).await?,
+                None => {
+                    let rotation = KeyRotation {
+                        master: tessera_server::load_master_key(&master.source(db)?)?,
+                        alg,
+                        timing: RotationTiming {
+                            publish_ahead: i64::from(publish_ahead),
+                        },
+                    };
+                    Api::local(db, Some(rotation)).await?
+                }
             };
-            let plan = admin
-                .rotate_signing_key(&Actor::os_user(), &master, alg, timing)
-                .await?;
-            if output == Output::Json {
+            let body = json!({"alg": alg.as_str(), "publish_ahead_seconds": publish_ahead});
+            let v = api.post("/keys/rotate", Some(&body)).await?;
+            emit(&v, output, |v| {
+                let new = &v["new"];
                 println!(
-                    "{}",
-                    serde_json::json!({"new": plan.new, "previous_retire_at": plan.previous_retire_at})
+                    "new key {} ({}) published now, signs from {}",
+                    s(new, "kid"),
+                    s(new, "alg"),
+                    s(new, "activates_at")
                 );
-            } else {
-                println!(
-                    "new key {} ({}) published now, signs from {} ({}s from now)",
-                    plan.new.kid, plan.new.alg, plan.new.activates_at, publish_ahead
-                );
-                println!("the current key retires at {}", plan.previous_retire_at);
-            }
+                println!("the current key retires at {}", s(v, "previous_retire_at"));
+            });
         }
     }
     Ok(())

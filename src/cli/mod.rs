@@ -1,6 +1,8 @@
 //! The command line: global flags, the command groups, and dispatch to each group's module.
 
+mod api;
 mod apikey;
+mod apply;
 mod audit;
 mod client;
 mod keypair;
@@ -13,8 +15,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tessera_server::admin::Admin;
-use tessera_server::clock::Clock;
 
 /// OAuth 2.0 client-credentials token server for machine-to-machine authentication.
 #[derive(Parser)]
@@ -22,6 +22,12 @@ use tessera_server::clock::Clock;
 pub(crate) struct Cli {
     #[command(flatten)]
     db: DbArgs,
+    /// Manage a running server through its admin API (the --admin-listen URL) instead of the
+    /// database: client, keys, trust, apikey and audit commands. Credentials come from
+    /// TESSERA_CLIENT_ID and TESSERA_CLIENT_SECRET (a client with the scope tessera:admin, or
+    /// tessera:admin:read for reads, and the audience <issuer>/admin).
+    #[arg(long, env = "TESSERA_SERVER", global = true)]
+    server: Option<String>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -94,6 +100,9 @@ pub(crate) enum Command {
     /// Show the admin changes recorded in the database.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Reconcile clients and trusts with a file kept in git: create what is missing, change
+    /// what differs, disable (with --prune delete) what is gone. Prints the plan first.
+    Apply(apply::ApplyArgs),
     /// Get an access token (for shell scripts and CI): prints it, so that
     /// `curl -H "Authorization: Bearer $(tessera token …)"` works.
     Token(token::TokenArgs),
@@ -153,6 +162,7 @@ pub(crate) fn parse_time(s: &str) -> Result<i64, TimeError> {
 
 /// Run the command.
 pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let server = cli.server.as_deref();
     match cli.command {
         Command::Serve(args) => serve::run(&cli.db, args).await,
         Command::Migrate => {
@@ -160,17 +170,21 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Client(cmd) => client::run(&admin(&cli.db).await?, cmd).await,
-        Command::Keys(cmd) => keys::run(&cli.db, &admin(&cli.db).await?, cmd).await,
-        Command::Apikey(cmd) => apikey::run(&admin(&cli.db).await?, cmd).await,
-        Command::Trust(cmd) => trust::run(&admin(&cli.db).await?, cmd).await,
-        Command::Audit(cmd) => audit::run(&admin(&cli.db).await?, cmd).await,
+        Command::Client(cmd) => client::run(&api(&cli.db, server).await?, cmd).await,
+        Command::Keys(cmd) => keys::run(&cli.db, server, cmd).await,
+        Command::Apikey(cmd) => apikey::run(&api(&cli.db, server).await?, cmd).await,
+        Command::Trust(cmd) => trust::run(&api(&cli.db, server).await?, cmd).await,
+        Command::Audit(cmd) => audit::run(&api(&cli.db, server).await?, cmd).await,
+        Command::Apply(args) => apply::run(&api(&cli.db, server).await?, args).await,
         Command::Token(args) => token::run(args).await,
         Command::Keypair(args) => keypair::run(args),
     }
 }
 
-/// The admin service on the configured database, with the system clock.
-async fn admin(db: &DbArgs) -> anyhow::Result<Admin> {
-    tessera_server::open_admin(&db.url()?, Clock::system()).await
+/// The admin API: the server's at `server`, else in-process on the configured database.
+async fn api(db: &DbArgs, server: Option<&str>) -> anyhow::Result<api::Api> {
+    match server {
+        Some(url) => api::Api::remote(url).await,
+        None => api::Api::local(db, None).await,
+    }
 }

@@ -19,6 +19,10 @@ pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:8080")]
     pub(crate) listen: SocketAddr,
+    /// Address of the admin API (`/admin/v1`, authenticated by this server's own access tokens
+    /// for the audience <issuer>/admin); off by default. Keep it off the public network.
+    #[arg(long, env = "TESSERA_ADMIN_LISTEN")]
+    pub(crate) admin_listen: Option<SocketAddr>,
     /// Issuer URL placed in tokens and discovery (default: http://<listen address>).
     #[arg(long, env = "TESSERA_ISSUER")]
     pub(crate) issuer: Option<String>,
@@ -211,11 +215,24 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     let issuer = tessera_server::issuer_for(&config, &listener)?;
+    let admin = match args.admin_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding the admin listener {a}"))?,
+        ),
+        None => None,
+    };
     let app = tessera_server::App::load(config, issuer.clone(), Clock::system()).await?;
     // Machine-readable start line on stdout, once the server is ready (tests and scripts wait
     // for it).
-    println!("tessera listening on http://{addr} issuer={issuer}");
-    app.serve(listener, shutdown).await
+    let mut line = format!("tessera listening on http://{addr} issuer={issuer}");
+    if let Some(a) = &admin {
+        let a = a.local_addr().context("reading the admin address")?;
+        line.push_str(&format!(" admin=http://{a}"));
+    }
+    println!("{line}");
+    app.serve(listener, admin, shutdown).await
 }
 
 /// Register SIGTERM and SIGINT handlers now, and return a future that resolves on either.

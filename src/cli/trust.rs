@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use tessera_server::admin::{Admin, TrustInput};
-use tessera_server::audit::Actor;
+use serde_json::{json, Value};
 
+use super::api::{segment, Api};
 use super::Output;
-use crate::print::print_trust;
+use crate::print::{emit, print_trust, print_trusts, s};
 
 #[derive(Subcommand)]
 pub(crate) enum TrustCommand {
@@ -71,8 +71,7 @@ pub(crate) enum TrustCommand {
     },
 }
 
-pub(crate) async fn run(admin: &Admin, cmd: TrustCommand) -> anyhow::Result<()> {
-    let by = Actor::os_user();
+pub(crate) async fn run(api: &Api, cmd: TrustCommand) -> anyhow::Result<()> {
     match cmd {
         TrustCommand::Add {
             name,
@@ -87,71 +86,42 @@ pub(crate) async fn run(admin: &Admin, cmd: TrustCommand) -> anyhow::Result<()> 
             max_token_age,
             output,
         } => {
-            let jwks = jwks_file
-                .map(|p| {
-                    std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))
-                })
-                .transpose()?;
-            let input = TrustInput {
-                name,
-                issuer,
-                spiffe_trust_domain,
-                audience,
-                subject,
-                claims,
-                jwks_uri,
-                jwks,
-                max_token_age,
-                client,
-            };
-            let view = admin.add_trust(&by, input).await?;
-            if output == Output::Json {
-                println!("{}", serde_json::to_string(&view)?);
-            } else {
-                print_trust(&view);
+            let mut body = json!({"name": name, "audience": audience, "subject": subject,
+                "client_id": client, "issuer": issuer, "spiffe_trust_domain": spiffe_trust_domain,
+                "jwks_uri": jwks_uri, "max_token_age": max_token_age});
+            if let Some(p) = jwks_file {
+                let text = std::fs::read_to_string(&p)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                let doc: Value = serde_json::from_str(&text)
+                    .with_context(|| format!("{}: not JSON", p.display()))?;
+                body["jwks"] = doc;
             }
-        }
-        TrustCommand::List { output } => {
-            let list = admin.list_trusts().await?;
-            if output == Output::Json {
-                println!("{}", serde_json::to_string(&list)?);
-            } else {
-                println!(
-                    "{:<20} {:<26} {:<40} SUBJECT",
-                    "NAME", "CLIENT_ID", "ISSUER"
-                );
-                for t in &list {
-                    let iss = t
-                        .issuer
-                        .clone()
-                        .or_else(|| {
-                            t.spiffe_trust_domain
-                                .as_ref()
-                                .map(|d| format!("spiffe://{d}"))
-                        })
-                        .unwrap_or_default();
-                    println!(
-                        "{:<20} {:<26} {:<40} {}",
-                        t.name, t.client_id, iss, t.subject
-                    );
+            let mut required = serde_json::Map::new();
+            for c in claims {
+                let (k, v) = c
+                    .split_once('=')
+                    .filter(|(k, _)| !k.is_empty())
+                    .ok_or_else(|| anyhow::anyhow!("a claim is NAME=VALUE: '{c}'"))?;
+                if required.insert(k.to_owned(), v.into()).is_some() {
+                    anyhow::bail!("claim '{k}' is given twice");
                 }
             }
+            body["claims"] = required.into();
+            let v = api.post("/trusts", Some(&body)).await?;
+            emit(&v, output, print_trust);
+        }
+        TrustCommand::List { output } => {
+            let v = api.get("/trusts").await?;
+            emit(&v["trusts"], output, print_trusts);
         }
         TrustCommand::Show { name, output } => {
-            let view = admin.show_trust(&name).await?;
-            if output == Output::Json {
-                println!("{}", serde_json::to_string(&view)?);
-            } else {
-                print_trust(&view);
-            }
+            let v = api.get(&format!("/trusts/{}", segment(&name))).await?;
+            emit(&v, output, print_trust);
         }
         TrustCommand::Remove { name, output } => {
-            admin.remove_trust(&by, &name).await?;
-            if output == Output::Json {
-                println!("{}", serde_json::json!({"trust": name, "removed": true}));
-            } else {
-                println!("removed trust {name}");
-            }
+            api.delete(&format!("/trusts/{}", segment(&name))).await?;
+            let v = json!({"trust": name, "removed": true});
+            emit(&v, output, |v| println!("removed trust {}", s(v, "trust")));
         }
     }
     Ok(())

@@ -31,7 +31,7 @@ both_backends! {
         assert_eq!(actions, ["client.create", "client.rotate_secret", "client.revoke_secret", "client.disable", "keys.rotate"]);
         for e in events.as_array().unwrap() {
             assert_eq!(e["actor"], "auditor");
-            assert!(e["at"].is_i64());
+            assert!(e["at"].as_str().unwrap().ends_with('Z'), "RFC 3339: {e}");
         }
         assert_eq!(events[1]["detail"]["grace_secs"], 3600);
         let mine = env.cli_json(&["audit", "list", "--client", &id, "--output", "json"]);

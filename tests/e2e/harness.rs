@@ -19,6 +19,7 @@ pub struct Server {
     pub base: String,
     /// The admin listener's base URL (`--admin-listen`), from the start line's `admin=`.
     pub admin: Option<String>,
+    #[allow(dead_code)] // read by the metrics tests
     /// The metrics listener's base URL (`--metrics-listen`), from the start line's `metrics=`.
     pub metrics: Option<String>,
     logs: Arc<Mutex<String>>,
@@ -75,7 +76,11 @@ impl Server {
             }
         };
         // `<base> issuer=… [admin=<url>] [metrics=<url>]`
-        let base = line.split_whitespace().next().unwrap_or_default().to_string();
+        let base = line
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let field = |name: &str| {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(name).map(str::to_string))
@@ -699,3 +704,11 @@ macro_rules! e2e_test {
     };
 }
 pub(crate) use e2e_test;
+
+/// Unix seconds as the CLI and the admin API write times: RFC 3339 in UTC.
+pub fn rfc3339(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}

@@ -12,6 +12,8 @@ pub enum Actor {
     Operator(String),
     /// The server's own scheduled work (key rotation on a schedule).
     Server,
+    /// A caller of the admin API, by the client id its access token was issued to.
+    Client(String),
 }
 
 impl Actor {
@@ -47,6 +49,7 @@ impl fmt::Display for Actor {
         match self {
             Self::Operator(user) => f.write_str(user),
             Self::Server => f.write_str("tessera-server"),
+            Self::Client(id) => f.write_str(id),
         }
     }
 }

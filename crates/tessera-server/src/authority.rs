@@ -118,6 +118,31 @@ pub struct Authority {
     secretless: Secretless,
 }
 
+/// The scope that allows every admin API operation.
+pub const ADMIN_SCOPE: &str = "tessera:admin";
+/// The scope that allows the admin API's reads (`GET`) only.
+pub const ADMIN_READ_SCOPE: &str = "tessera:admin:read";
+
+/// An admin API caller whose token passed [`Authority::authorize_admin`].
+#[derive(Debug, Clone)]
+pub struct AdminCaller {
+    /// The client the token was issued to: the audit records' actor.
+    pub client_id: String,
+    /// Whether the token has [`ADMIN_SCOPE`] (else only [`ADMIN_READ_SCOPE`]).
+    pub can_write: bool,
+}
+
+/// Why an admin API token was refused (RFC 6750 §3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminDenied {
+    /// `invalid_token`, with the reason (never the token).
+    InvalidToken(&'static str),
+    /// `insufficient_scope`: neither admin scope.
+    InsufficientScope,
+    /// The check needs the database or the keys, which cannot be reached now.
+    Unavailable,
+}
+
 /// The secretless methods (RFC 7523): their key caches and settings.
 #[derive(Debug)]
 pub struct Secretless {
@@ -545,6 +570,56 @@ impl Authority {
         let verifier = self.own_tokens_verifier()?;
         let checked = verifier.verify(token).await.ok()?;
         serde_json::from_str(checked.raw_claims()).ok()
+    }
+
+    /// The admin API's check of an access token (RFC 6750): one of this server's own tokens
+    /// (see `check_issued`), for the audience `<issuer>/admin`, with the scope
+    /// [`ADMIN_SCOPE`] or [`ADMIN_READ_SCOPE`], not revoked, of a client that still exists
+    /// and is usable now (disabling the client cuts its admin access at once).
+    pub async fn authorize_admin(&self, token: &str) -> Result<AdminCaller, AdminDenied> {
+        let verifier = self.own_tokens_verifier().ok_or(AdminDenied::Unavailable)?;
+        let checked = verifier
+            .verify(token)
+            .await
+            .map_err(|_| AdminDenied::InvalidToken("the access token is invalid or expired"))?;
+        let audience = self.admin_audience();
+        if !checked.audience().any(|a| a == audience) {
+            return Err(AdminDenied::InvalidToken(
+                "the access token is not for the admin API (audience <issuer>/admin)",
+            ));
+        }
+        let can_write = checked.has_scope(ADMIN_SCOPE);
+        if !can_write && !checked.has_scope(ADMIN_READ_SCOPE) {
+            return Err(AdminDenied::InsufficientScope);
+        }
+        let id = ClientId::parse(checked.client_id()).ok_or(AdminDenied::InvalidToken(
+            "the access token names no client",
+        ))?;
+        match self.registry.find_client(&id).await {
+            Ok(Some(c)) if c.is_active(self.clock.now()) => {}
+            Ok(_) => {
+                return Err(AdminDenied::InvalidToken(
+                    "the client of the access token is disabled, expired or deleted",
+                ))
+            }
+            Err(_) => return Err(AdminDenied::Unavailable),
+        }
+        if let Some(jti) = checked.jti() {
+            match self.revocations.is_revoked(jti).await {
+                Ok(false) => {}
+                Ok(true) => return Err(AdminDenied::InvalidToken("the access token was revoked")),
+                Err(_) => return Err(AdminDenied::Unavailable),
+            }
+        }
+        Ok(AdminCaller {
+            client_id: id.to_string(),
+            can_write,
+        })
+    }
+
+    /// The audience of admin API tokens: `<issuer>/admin`.
+    pub fn admin_audience(&self) -> String {
+        self.issuer.endpoint("/admin")
     }
 
     /// The verifier for the published keys, built again only when they change.

@@ -151,14 +151,48 @@ impl App {
         http::router(state)
     }
 
-    /// Serve on `listener` until `shutdown` resolves, refreshing the registry in the background
-    /// and rotating keys on the configured schedule; then drain in-flight requests.
+    /// The admin API (`/admin/v1`), for the admin listener.
+    pub fn admin_router(&self) -> anyhow::Result<axum::Router> {
+        let state = http::admin::AdminState {
+            admin: admin::Admin::new(self.store.clone(), self.clock.clone()),
+            rotation: Some(Arc::new(http::admin::KeyRotation {
+                master: load_master_key(&self.config.master_key)?,
+                alg: self.config.signing_alg,
+                timing: RotationTiming::for_jwks_max_age(self.config.jwks_max_age),
+            })),
+            body_timeout: self.config.body_timeout,
+        };
+        Ok(http::admin::router(state, self.authority.clone()))
+    }
+
+    /// Serve on `listener` (and the admin API on `admin`, if given) until `shutdown` resolves,
+    /// refreshing the registry in the background and rotating keys on the configured schedule;
+    /// then drain in-flight requests.
     pub async fn serve(
         self,
         listener: TcpListener,
+        admin: Option<TcpListener>,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let router = self.router();
+        // One shutdown signal for every listener.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+        let admin_task = match admin {
+            Some(admin) => {
+                let addr = admin.local_addr().context("reading the admin address")?;
+                tracing::info!(%addr, audience = %self.authority.admin_audience(), "admin API listening");
+                let router = self.admin_router()?;
+                let limits = self.limits();
+                Some(tokio::spawn(http::serve(admin, router, limits, stopped())))
+            }
+            None => None,
+        };
         let refresher = self
             .registry
             .clone()
@@ -176,20 +210,39 @@ impl App {
         };
         let addr = listener.local_addr().context("reading the bound address")?;
         tracing::info!(%addr, issuer = %self.authority.issuer(), kid = %self.registry.key_ring().signer.kid(), "tessera listening");
-        let limits = http::ServeLimits {
-            max_connections: self.config.max_connections,
-            max_connections_per_ip: self.config.max_connections_per_ip,
-            max_header_bytes: self.config.max_header_bytes,
-            header_read_timeout: Duration::from_secs(10),
-            shutdown_grace: self.config.shutdown_grace,
-        };
-        http::serve(listener, router, limits, shutdown).await;
+        let limits = self.limits();
+        let main = http::serve(listener, router, limits, stopped());
+        tokio::pin!(main);
+        tokio::select! {
+            () = &mut main => {}
+            () = shutdown => {
+                let _ = stop_tx.send(true);
+                main.await;
+            }
+        }
+        let _ = stop_tx.send(true);
+        if let Some(t) = admin_task {
+            let _ = t.await;
+        }
         refresher.abort();
         if let Some(r) = rotator {
             r.abort();
         }
         tracing::info!("tessera stopped");
         Ok(())
+    }
+}
+
+impl App {
+    /// The connection limits of every listener.
+    fn limits(&self) -> http::ServeLimits {
+        http::ServeLimits {
+            max_connections: self.config.max_connections,
+            max_connections_per_ip: self.config.max_connections_per_ip,
+            max_header_bytes: self.config.max_header_bytes,
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: self.config.shutdown_grace,
+        }
     }
 }
 
@@ -215,6 +268,6 @@ pub async fn run(
     let issuer = issuer_for(&config, &listener)?;
     App::load(config, issuer, clock)
         .await?
-        .serve(listener, shutdown)
+        .serve(listener, None, shutdown)
         .await
 }

@@ -38,10 +38,13 @@ pub struct ApiKeyView {
     /// `active`, `revoked` or `expired`, now.
     pub state: &'static str,
     /// Created, unix seconds.
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::serialize")]
     pub created_at: i64,
     /// Expires, unix seconds.
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::option")]
     pub expires_at: Option<i64>,
     /// Revoked, unix seconds.
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::option")]
     pub revoked_at: Option<i64>,
 }
 

@@ -39,10 +39,13 @@ pub struct ClientView {
     /// Whether it can authenticate (see also `expires_at`).
     pub enabled: bool,
     /// When it stops working, unix seconds.
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::option")]
     pub expires_at: Option<i64>,
     /// Created, unix seconds.
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::serialize")]
     pub created_at: i64,
     /// Last changed, unix seconds.
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::serialize")]
     pub updated_at: i64,
     /// RFC 7591 `token_endpoint_auth_method`: `client_secret_basic` (a secret client, which
     /// may also use `client_secret_post`) or `private_key_jwt`.
@@ -72,10 +75,13 @@ pub struct SecretView {
     /// Secret id.
     pub id: String,
     /// Created, unix seconds.
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::serialize")]
     pub created_at: i64,
     /// Expires, unix seconds.
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::option")]
     pub expires_at: Option<i64>,
     /// Revoked, unix seconds.
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::option")]
     pub revoked_at: Option<i64>,
 }
 
@@ -212,6 +218,9 @@ pub enum AdminError {
     /// A signing-key operation failed.
     #[error(transparent)]
     Keys(#[from] LifecycleError),
+    /// The client changed since the version the change was made against (`If-Match`).
+    #[error("client '{0}' changed since the version given; read it again and retry")]
+    Stale(String),
 }
 
 fn parse_name(name: &str) -> Result<String, AdminError> {
@@ -322,10 +331,13 @@ pub struct KeyView {
     /// Where the key is in its life.
     pub state: KeyState,
     /// Published from.
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::serialize")]
     pub created_at: i64,
     /// Signs from.
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::serialize")]
     pub activates_at: i64,
     /// Unpublished from.
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::option")]
     pub retires_at: Option<i64>,
     /// Whether the private key is still held (sealed) or erased (retired keys).
     pub private_key_state: PrivateKeyState,
@@ -456,14 +468,27 @@ impl Admin {
         Ok(ClientView::from(&c))
     }
 
-    /// Change a client (`client update`).
+    /// Change a client (`client update`); with `expect`, only if it is still at that version
+    /// ([`Admin::client_version`]), else [`AdminError::Stale`].
     pub async fn update_client(
         &self,
         by: &Actor,
         id: &str,
         input: UpdateClient,
+        expect: Option<i64>,
     ) -> Result<ClientView, AdminError> {
-        self.change_client(by, "client.update", id, input).await
+        self.change_client(by, "client.update", id, input, expect)
+            .await
+    }
+
+    /// A client's version, which changes with every change recorded for it (the admin API's
+    /// `ETag`).
+    pub async fn client_version(&self, id: &str) -> Result<i64, AdminError> {
+        let id = parse_id(id)?;
+        self.store
+            .client_version(&id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(id.to_string()))
     }
 
     /// Enable or disable a client (`client enable|disable`).
@@ -472,6 +497,7 @@ impl Admin {
         by: &Actor,
         id: &str,
         enabled: bool,
+        expect: Option<i64>,
     ) -> Result<ClientView, AdminError> {
         let action = if enabled {
             "client.enable"
@@ -482,7 +508,7 @@ impl Admin {
             enabled: Some(enabled),
             ..Default::default()
         };
-        self.change_client(by, action, id, input).await
+        self.change_client(by, action, id, input, expect).await
     }
 
     /// Apply `input` to a client and record it as `action`; the audit detail is the change.
@@ -492,6 +518,7 @@ impl Admin {
         action: &str,
         id: &str,
         input: UpdateClient,
+        expect: Option<i64>,
     ) -> Result<ClientView, AdminError> {
         let now = self.clock.now();
         let id = parse_id(id)?;
@@ -560,19 +587,34 @@ impl Admin {
             }
         }
         let audit = by.record(action, Some(&id), detail.into(), now);
-        if !self.store.update_client(&id, &update, now, &audit).await? {
+        if !self
+            .store
+            .update_client(&id, &update, now, &audit, expect)
+            .await
+            .map_err(|e| stale(e, &id))?
+        {
             return Err(AdminError::NotFound(id.to_string()));
         }
         announce(&audit);
         self.show_client(id.as_str()).await
     }
 
-    /// Delete a client and its secrets.
-    pub async fn delete_client(&self, by: &Actor, id: &str) -> Result<(), AdminError> {
+    /// Delete a client and its secrets (with `expect`: as for [`Admin::update_client`]).
+    pub async fn delete_client(
+        &self,
+        by: &Actor,
+        id: &str,
+        expect: Option<i64>,
+    ) -> Result<(), AdminError> {
         let now = self.clock.now();
         let id = parse_id(id)?;
         let audit = by.record("client.delete", Some(&id), serde_json::json!({}), now);
-        if !self.store.delete_client(&id, &audit).await? {
+        if !self
+            .store
+            .delete_client(&id, &audit, expect)
+            .await
+            .map_err(|e| stale(e, &id))?
+        {
             return Err(AdminError::NotFound(id.to_string()));
         }
         announce(&audit);
@@ -720,6 +762,34 @@ fn new_secret(
         revoked_at: None,
     };
     Ok((secret, stored))
+}
+
+/// What a secret rotation made, as the CLI's `--output json` and the admin API show it: the
+/// only place the new secret is ever shown.
+pub fn rotated_secret_json(client_id: &str, new: &NewSecret) -> serde_json::Value {
+    serde_json::json!({
+        "client_id": client_id,
+        "secret_id": new.id,
+        "client_secret": new.secret.expose(),
+        "expires_at": new.expires_at.map(crate::clock::rfc3339),
+        "previous_secrets_expire_at": crate::clock::rfc3339(new.previous_expire_at),
+    })
+}
+
+/// What a signing-key rotation did, as the CLI's `--output json` and the admin API show it.
+pub fn rotation_json(plan: &RotationPlan) -> serde_json::Value {
+    serde_json::json!({
+        "new": plan.new,
+        "previous_retire_at": crate::clock::rfc3339(plan.previous_retire_at),
+    })
+}
+
+/// A store error, with a failed version check named for the client.
+fn stale(e: crate::store::StoreError, id: &ClientId) -> AdminError {
+    match e {
+        crate::store::StoreError::Stale => AdminError::Stale(id.to_string()),
+        other => AdminError::Store(other),
+    }
 }
 
 pub(crate) fn future(t: Option<i64>, now: i64) -> Result<Option<i64>, AdminError> {

@@ -63,6 +63,7 @@ pub struct TrustView {
     /// The bound client.
     pub client_id: String,
     /// Created, unix seconds.
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::serialize")]
     pub created_at: i64,
 }
 

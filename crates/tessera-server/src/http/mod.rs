@@ -2,6 +2,7 @@
 //! parse a request once ([`extract`]); each handler makes one call into the service and maps its
 //! result to a response, its error to the one [`ApiError`]. Knows nothing about SQL.
 
+pub mod admin;
 mod discovery;
 mod error;
 mod extract;

@@ -37,6 +37,9 @@ pub enum StoreError {
     /// Any other database error.
     #[error("database error: {0}")]
     Other(String),
+    /// A conditional change found the row changed since the version it was made against.
+    #[error("changed since the version given")]
+    Stale,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -102,7 +105,8 @@ pub struct ClientUpdate {
 /// An admin change, as stored in `audit_events`. `detail` never holds a secret or a token.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AuditEvent {
-    /// When, unix seconds.
+    /// When, unix seconds (written RFC 3339).
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::serialize")]
     pub at: i64,
     /// Who: the OS user who ran the CLI, or `tessera-server` for scheduled work.
     pub actor: String,
@@ -110,8 +114,35 @@ pub struct AuditEvent {
     pub action: String,
     /// The client concerned, if any.
     pub client_id: Option<String>,
-    /// Non-secret particulars.
+    /// Non-secret particulars. Times in it (`…_at` fields) are unix seconds as stored, and
+    /// written RFC 3339 like every other time.
+    #[serde(serialize_with = "serialize_detail")]
     pub detail: serde_json::Value,
+}
+
+/// An audit record's detail with its `…_at` times in RFC 3339, whichever version wrote it.
+fn serialize_detail<S: serde::Serializer>(d: &serde_json::Value, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&AuditEvent::readable_detail(d), s)
+}
+
+impl AuditEvent {
+    /// `detail` with its `…_at` unix times written RFC 3339.
+    pub fn readable_detail(d: &serde_json::Value) -> serde_json::Value {
+        match d {
+            serde_json::Value::Object(m) => m
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v.as_i64() {
+                        Some(t) if k.ends_with("_at") => crate::clock::rfc3339(t).into(),
+                        _ => v.clone(),
+                    };
+                    (k.clone(), v)
+                })
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+            other => other.clone(),
+        }
+    }
 }
 
 /// What a key rotation did.
@@ -226,24 +257,35 @@ impl Store {
         dispatch!(self, s => s.create_client(c, now, audit).await)
     }
 
-    /// Change a client; `false` if there is no such client.
+    /// Change a client; `false` if there is no such client. With `expect`, only if the client
+    /// is still at that version ([`Self::client_version`]); else [`StoreError::Stale`].
     pub async fn update_client(
         &self,
         id: &ClientId,
         u: &ClientUpdate,
         now: i64,
         audit: &AuditEvent,
+        expect: Option<i64>,
     ) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.update_client(id, u, now, audit).await)
+        dispatch!(self, s => s.update_client(id, u, now, audit, expect).await)
     }
 
-    /// Delete a client and its secrets; `false` if there is no such client.
+    /// A client's version: the revision of the last change recorded for it (0 for a client
+    /// no recorded change touched since revisions were kept); `None` if there is no such
+    /// client. The admin API's `ETag`.
+    pub async fn client_version(&self, id: &ClientId) -> Result<Option<i64>, StoreError> {
+        dispatch!(self, s => s.client_version(id).await)
+    }
+
+    /// Delete a client and its secrets; `false` if there is no such client. `expect` as for
+    /// [`Self::update_client`].
     pub async fn delete_client(
         &self,
         id: &ClientId,
         audit: &AuditEvent,
+        expect: Option<i64>,
     ) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.delete_client(id, audit).await)
+        dispatch!(self, s => s.delete_client(id, audit, expect).await)
     }
 
     /// Every signing key, retired ones included.

@@ -52,6 +52,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "incremental",
         include_str!("../../../../migrations/postgres/0008_incremental.sql"),
     ),
+    (
+        9,
+        "admin_api",
+        include_str!("../../../../migrations/postgres/0009_admin_api.sql"),
+    ),
 ];
 
 /// The channel on which every change is announced (`NOTIFY`), so replicas reload at once

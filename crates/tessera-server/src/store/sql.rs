@@ -286,6 +286,7 @@ where
         u: &ClientUpdate,
         now: i64,
         audit: &AuditEvent,
+        expect: Option<i64>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query(
@@ -325,7 +326,47 @@ where
                 .execute(&mut *tx)
                 .await?;
         }
+        Self::check_version(&mut tx, &r, id, expect).await?;
         Self::commit_if_changed(tx, &r, audit).await
+    }
+
+    pub(crate) async fn client_version(&self, id: &ClientId) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE((SELECT MAX(a.revision) FROM audit_events a WHERE a.client_id = c.id), 0) \
+             FROM clients c WHERE c.id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// After a write to a client's row in `tx` (which holds that row's write lock from then on,
+    /// so no other change to the client can commit in between): when `expect` is given and the
+    /// client's version is not it, [`StoreError::Stale`]; the caller's `?` drops `tx`, which
+    /// rolls the write back.
+    async fn check_version(
+        tx: &mut sqlx::Transaction<'_, DB>,
+        result: &DB::QueryResult,
+        id: &ClientId,
+        expect: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let Some(expect) = expect else {
+            return Ok(());
+        };
+        if DB::rows_affected(result) == 0 {
+            return Ok(());
+        }
+        let version: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(revision), 0) FROM audit_events WHERE client_id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_one(&mut **tx)
+        .await?;
+        if version == expect {
+            Ok(())
+        } else {
+            Err(StoreError::Stale)
+        }
     }
 
     /// Record assertion ids in one statement and one transaction (a group commit): returns, for
@@ -516,12 +557,14 @@ where
         &self,
         id: &ClientId,
         audit: &AuditEvent,
+        expect: Option<i64>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query("DELETE FROM clients WHERE id = $1")
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
+        Self::check_version(&mut tx, &r, id, expect).await?;
         Self::commit_if_changed(tx, &r, audit).await
     }
 

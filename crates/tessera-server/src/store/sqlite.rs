@@ -50,6 +50,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "incremental",
         include_str!("../../../../migrations/sqlite/0008_incremental.sql"),
     ),
+    (
+        9,
+        "admin_api",
+        include_str!("../../../../migrations/sqlite/0009_admin_api.sql"),
+    ),
 ];
 
 /// SQLite store.
