@@ -25,6 +25,7 @@ mod issuer;
 mod lifecycle;
 mod logs;
 mod negative;
+mod openapi;
 mod outage;
 mod replicas;
 mod resource;

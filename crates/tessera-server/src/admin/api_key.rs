@@ -122,7 +122,7 @@ impl Admin {
             .collect();
         match found.as_slice() {
             [k] => Ok(ApiKeyView::of(k, now)),
-            [] => Err(AdminError::Invalid(format!("no API key '{id_or_name}'"))),
+            [] => Err(AdminError::Missing(format!("no API key '{id_or_name}'"))),
             _ => Err(AdminError::Invalid(format!(
                 "several API keys are named '{id_or_name}': give the id"
             ))),

@@ -209,6 +209,9 @@ pub enum AdminError {
     /// No such client.
     #[error("no client with id '{0}'")]
     NotFound(String),
+    /// No such trust, API key or secret, with what was looked for.
+    #[error("{0}")]
+    Missing(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -681,7 +684,7 @@ impl Admin {
             .revoke_secret(&id, secret_id, now, &audit)
             .await?
         {
-            return Err(AdminError::Invalid(format!(
+            return Err(AdminError::Missing(format!(
                 "client '{id}' has no unrevoked secret '{secret_id}'"
             )));
         }

@@ -239,7 +239,7 @@ impl Admin {
             .iter()
             .find(|t| t.name == name_or_id || t.id == name_or_id)
             .map(TrustView::from)
-            .ok_or_else(|| invalid(format!("no trust named '{name_or_id}'")))
+            .ok_or_else(|| AdminError::Missing(format!("no trust named '{name_or_id}'")))
     }
 
     /// Remove a trust, by name or id. Replicas stop honouring it within one refresh interval.
@@ -253,7 +253,9 @@ impl Admin {
             now,
         );
         if !self.store.delete_trust(&view.id, &audit).await? {
-            return Err(invalid(format!("no trust named '{name_or_id}'")));
+            return Err(AdminError::Missing(format!(
+                "no trust named '{name_or_id}'"
+            )));
         }
         announce(&audit);
         Ok(())

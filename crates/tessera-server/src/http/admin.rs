@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -29,7 +30,7 @@ use crate::admin::{
 };
 use crate::audit::Actor;
 use crate::authority::{AdminDenied, Authority, ADMIN_SCOPE};
-use crate::keys::lifecycle::RotationTiming;
+use crate::keys::lifecycle::{LifecycleError, RotationTiming};
 use crate::keys::{Alg, MasterKey};
 
 /// Largest admin request body: a JWKS of ten RSA keys fits with room to spare.
@@ -171,7 +172,12 @@ impl From<AdminError> for Problem {
     fn from(e: AdminError) -> Self {
         match &e {
             AdminError::Invalid(_) => Self::bad_request(e.to_string()),
-            AdminError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, e.to_string()),
+            AdminError::NotFound(_) | AdminError::Missing(_) => {
+                Self::new(StatusCode::NOT_FOUND, e.to_string())
+            }
+            AdminError::Keys(LifecycleError::AlreadyPending(_)) => {
+                Self::new(StatusCode::CONFLICT, e.to_string())
+            }
             AdminError::Stale(_) => Self::new(StatusCode::PRECONDITION_FAILED, e.to_string()),
             AdminError::Store(crate::store::StoreError::Unavailable(_)) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -338,6 +344,12 @@ async fn json_body<T: DeserializeOwned>(
     serde_json::from_slice(&bytes).map_err(|e| Problem::bad_request(format!("body: {e}")))
 }
 
+/// A query string this API cannot read: a 400 problem like every other error (axum's own
+/// rejection is `text/plain`).
+fn query_problem(e: QueryRejection) -> Problem {
+    Problem::bad_request(format!("query: {}", e.body_text()))
+}
+
 /// An RFC 3339 time in a body or query.
 fn time(s: &str, field: &str) -> Result<i64, Problem> {
     crate::clock::parse_rfc3339(s).ok_or_else(|| {
@@ -443,8 +455,9 @@ struct Page {
 
 async fn list_clients(
     State(s): State<AdminState>,
-    Query(q): Query<Page>,
+    q: Result<Query<Page>, QueryRejection>,
 ) -> Result<Response, Problem> {
+    let Query(q) = q.map_err(query_problem)?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > MAX_PAGE {
         return Err(Problem::bad_request(format!(
@@ -895,8 +908,9 @@ struct AuditQuery {
 
 async fn list_audit(
     State(s): State<AdminState>,
-    Query(q): Query<AuditQuery>,
+    q: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
+    let Query(q) = q.map_err(query_problem)?;
     let since = q.since.as_deref().map(|t| time(t, "since")).transpose()?;
     let limit = q.limit.unwrap_or(MAX_PAGE);
     if limit == 0 || limit > MAX_PAGE {
