@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use tessera_server::clock::Clock;
-use tessera_server::config::{Issuer, MasterKeySource, ServerConfig};
+use tessera_server::config::{Issuer, MasterKeySource, ServerConfig, TlsFiles};
 use tessera_server::keys::{Alg, TokenTyp};
 use tessera_server::oauth::Audience;
 use tessera_server::secrets::VerifierLimits;
@@ -106,6 +106,13 @@ pub(crate) struct ServeArgs {
     /// Log format.
     #[arg(long, env = "TESSERA_LOG_FORMAT", default_value = "text")]
     pub(crate) log_format: LogFormat,
+    /// Serve HTTPS with this PEM certificate chain (end-entity first); with --tls-key. Re-read
+    /// when it changes, for renewals without a restart.
+    #[arg(long, env = "TESSERA_TLS_CERT", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1, unencrypted).
+    #[arg(long, env = "TESSERA_TLS_KEY", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -204,7 +211,12 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
             .then_some(args.max_tokens_per_minute),
         max_assertion_lifetime: args.max_assertion_lifetime,
         external_jwks_cooldown: args.external_jwks_cooldown,
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            _ => None,
+        },
     };
+    let tls = config.tls.is_some();
     let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -214,7 +226,8 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
     let app = tessera_server::App::load(config, issuer.clone(), Clock::system()).await?;
     // Machine-readable start line on stdout, once the server is ready (tests and scripts wait
     // for it).
-    println!("tessera listening on http://{addr} issuer={issuer}");
+    let scheme = if tls { "https" } else { "http" };
+    println!("tessera listening on {scheme}://{addr} issuer={issuer}");
     app.serve(listener, shutdown).await
 }
 

@@ -92,7 +92,7 @@ impl fmt::Debug for MasterKeySource {
 pub struct ServerConfig {
     /// Address to listen on; port 0 picks a free one.
     pub listen: SocketAddr,
-    /// The issuer; `None` means `http://<bound address>`.
+    /// The issuer; `None` means `http://<bound address>` (`https://` with `tls`).
     pub issuer: Option<Issuer>,
     /// `sqlite://…`.
     pub database_url: String,
@@ -135,4 +135,16 @@ pub struct ServerConfig {
     /// Least time between two fetches of an external key set caused by an unknown `kid` or a
     /// failure (client `jwks_uri`s, trusted issuers).
     pub external_jwks_cooldown: Duration,
+    /// Serve HTTPS with this certificate and key, re-read when they change (`None`: plain HTTP).
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of a listener's certificate chain (end-entity certificate first) and private
+/// key (`--tls-cert`, `--tls-key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1), unencrypted.
+    pub key: PathBuf,
 }
