@@ -19,7 +19,8 @@ pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:8080")]
     pub(crate) listen: SocketAddr,
-    /// Issuer URL placed in tokens and discovery (default: http://<listen address>).
+    /// Issuer URL placed in tokens and discovery (default: http://<listen address>, https://
+    /// with --tls-cert).
     #[arg(long, env = "TESSERA_ISSUER")]
     pub(crate) issuer: Option<String>,
     /// Algorithm for newly generated signing keys.
@@ -113,6 +114,10 @@ pub(crate) struct ServeArgs {
     /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1, unencrypted).
     #[arg(long, env = "TESSERA_TLS_KEY", requires = "tls_cert")]
     pub(crate) tls_key: Option<PathBuf>,
+    /// Allow a plain http:// issuer on a non-loopback --listen address (refused otherwise:
+    /// clients would send their secrets over the network in the clear).
+    #[arg(long, env = "TESSERA_INSECURE_HTTP", value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) insecure_http: bool,
 }
 
 #[derive(Args)]
@@ -215,6 +220,7 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             _ => None,
         },
+        insecure_http: args.insecure_http,
     };
     let tls = config.tls.is_some();
     let shutdown = shutdown_signal()?;

@@ -209,7 +209,8 @@ impl App {
 }
 
 /// The issuer for a server bound to `listener`: the configured one, or `http://<bound address>`
-/// (`https://` with TLS).
+/// (`https://` with TLS). A plain-HTTP issuer on a non-loopback address is refused unless
+/// `config.insecure_http` allows it ([`Issuer::check_transport`]).
 pub fn issuer_for(config: &ServerConfig, listener: &TcpListener) -> anyhow::Result<Issuer> {
     let addr = listener.local_addr().context("reading the bound address")?;
     let issuer = match &config.issuer {
@@ -223,6 +224,7 @@ pub fn issuer_for(config: &ServerConfig, listener: &TcpListener) -> anyhow::Resu
             Issuer::parse(&format!("{scheme}://{addr}"))?
         }
     };
+    issuer.check_transport(addr, config.insecure_http)?;
     Ok(issuer)
 }
 

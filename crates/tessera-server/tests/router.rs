@@ -62,6 +62,7 @@ impl Harness {
             max_assertion_lifetime: Duration::from_secs(3600),
             external_jwks_cooldown: Duration::from_secs(30),
             tls: None,
+            insecure_http: false,
         };
         let app = App::load(config, Issuer::parse(ISSUER).unwrap(), clock.clone())
             .await
