@@ -18,6 +18,8 @@ USER tessera
 WORKDIR /var/lib/tessera
 ENV TESSERA_DATA_DIR=/var/lib/tessera/data
 EXPOSE 8080
-HEALTHCHECK --interval=10s --timeout=3s CMD curl -fsS http://127.0.0.1:8080/readyz || exit 1
+# Plain HTTP, or HTTPS with --tls-cert (the certificate names the public host, not 127.0.0.1,
+# hence -k for this local probe only).
+HEALTHCHECK --interval=10s --timeout=3s CMD curl -fsS http://127.0.0.1:8080/readyz || curl -fsSk https://127.0.0.1:8080/readyz || exit 1
 ENTRYPOINT ["tessera"]
 CMD ["serve", "--listen", "0.0.0.0:8080"]

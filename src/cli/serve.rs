@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use tessera_server::clock::Clock;
-use tessera_server::config::{Issuer, MasterKeySource, ServerConfig};
+use tessera_server::config::{Issuer, MasterKeySource, ServerConfig, TlsFiles};
 use tessera_server::keys::{Alg, TokenTyp};
 use tessera_server::oauth::Audience;
 use tessera_server::secrets::VerifierLimits;
@@ -23,7 +23,8 @@ pub(crate) struct ServeArgs {
     /// for the audience <issuer>/admin); off by default. Keep it off the public network.
     #[arg(long, env = "TESSERA_ADMIN_LISTEN")]
     pub(crate) admin_listen: Option<SocketAddr>,
-    /// Issuer URL placed in tokens and discovery (default: http://<listen address>).
+    /// Issuer URL placed in tokens and discovery (default: http://<listen address>, https://
+    /// with --tls-cert).
     #[arg(long, env = "TESSERA_ISSUER")]
     pub(crate) issuer: Option<String>,
     /// Algorithm for newly generated signing keys.
@@ -110,6 +111,17 @@ pub(crate) struct ServeArgs {
     /// Log format.
     #[arg(long, env = "TESSERA_LOG_FORMAT", default_value = "text")]
     pub(crate) log_format: LogFormat,
+    /// Serve HTTPS with this PEM certificate chain (end-entity first); with --tls-key. Re-read
+    /// when it changes, for renewals without a restart.
+    #[arg(long, env = "TESSERA_TLS_CERT", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1, unencrypted).
+    #[arg(long, env = "TESSERA_TLS_KEY", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Allow a plain http:// issuer on a non-loopback --listen address (refused otherwise:
+    /// clients would send their secrets over the network in the clear).
+    #[arg(long, env = "TESSERA_INSECURE_HTTP", value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) insecure_http: bool,
 }
 
 #[derive(Args)]
@@ -208,7 +220,13 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
             .then_some(args.max_tokens_per_minute),
         max_assertion_lifetime: args.max_assertion_lifetime,
         external_jwks_cooldown: args.external_jwks_cooldown,
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            _ => None,
+        },
+        insecure_http: args.insecure_http,
     };
+    let tls = config.tls.is_some();
     let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -226,10 +244,11 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
     let app = tessera_server::App::load(config, issuer.clone(), Clock::system()).await?;
     // Machine-readable start line on stdout, once the server is ready (tests and scripts wait
     // for it).
-    let mut line = format!("tessera listening on http://{addr} issuer={issuer}");
+    let scheme = if tls { "https" } else { "http" };
+    let mut line = format!("tessera listening on {scheme}://{addr} issuer={issuer}");
     if let Some(a) = &admin {
         let a = a.local_addr().context("reading the admin address")?;
-        line.push_str(&format!(" admin=http://{a}"));
+        line.push_str(&format!(" admin={scheme}://{a}"));
     }
     println!("{line}");
     app.serve(listener, admin, shutdown).await

@@ -95,6 +95,20 @@ fn compose_file_has_postgres_two_replicas_and_the_resource_service() {
             .map(text)
             .collect();
         assert_eq!(cmd.first().map(String::as_str), Some("serve"));
+        // `serve` refuses a plain-HTTP issuer on a non-loopback address unless told otherwise.
+        let issuer = text(s(svc, &["environment", "TESSERA_ISSUER"]));
+        let listen = cmd.iter().skip_while(|a| *a != "--listen").nth(1);
+        if issuer.starts_with("http://") && listen.is_some_and(|l| !l.starts_with("127.")) {
+            let tls = env.keys().map(text).any(|k| k == "TESSERA_TLS_CERT");
+            let insecure = env
+                .iter()
+                .find(|(k, _)| text(k) == "TESSERA_INSECURE_HTTP")
+                .map(|(_, v)| text(v));
+            assert!(
+                tls || insecure.as_deref() == Some("true"),
+                "{name}: an http:// issuer on {listen:?} needs TESSERA_INSECURE_HTTP or TLS"
+            );
+        }
         for p in s(svc, &["ports"]).as_sequence().unwrap() {
             let p = text(p);
             assert!(p.ends_with(":8080"), "{name}: container port 8080, got {p}");

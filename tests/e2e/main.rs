@@ -32,6 +32,7 @@ mod resource;
 mod revocation;
 mod rotation;
 mod secretless;
+mod tls;
 mod token;
 mod upgrade;
 mod verifier;

@@ -28,6 +28,20 @@ pub enum ConfigError {
     /// The issuer URL has spaces or non-ASCII characters.
     #[error("issuer '{0}' contains spaces or non-ASCII characters")]
     IssuerCharacters(String),
+    /// A plain-HTTP issuer on a listener other clients reach over a network.
+    #[error(
+        "refusing to start: the issuer {issuer} is plain HTTP and the server listens on {listen}, \
+         which is not a loopback address, so clients would send their secrets over the network in \
+         the clear. Serve HTTPS (--tls-cert and --tls-key), or set --issuer to the https:// URL \
+         of the proxy that terminates TLS in front of Tessera, or, on a network you trust, pass \
+         --insecure-http (TESSERA_INSECURE_HTTP=true)"
+    )]
+    InsecureHttp {
+        /// The issuer.
+        issuer: String,
+        /// The address the server listens on.
+        listen: SocketAddr,
+    },
     /// The issuer cannot serve as the default token audience.
     #[error("the issuer is not a valid audience")]
     IssuerNotAnAudience,
@@ -50,6 +64,28 @@ impl Issuer {
             return Err(ConfigError::IssuerCharacters(s.to_owned()));
         }
         Ok(Self(s.to_owned()))
+    }
+
+    /// Whether the issuer is a plain `http://` URL.
+    pub fn is_plain_http(&self) -> bool {
+        self.0.starts_with("http://")
+    }
+
+    /// Refuse a plain-HTTP issuer on a server that listens on `listen`, a non-loopback address,
+    /// unless `insecure_http` says the network is trusted: the issuer is where clients send
+    /// their secrets.
+    pub fn check_transport(
+        &self,
+        listen: SocketAddr,
+        insecure_http: bool,
+    ) -> Result<(), ConfigError> {
+        if self.is_plain_http() && !listen.ip().is_loopback() && !insecure_http {
+            return Err(ConfigError::InsecureHttp {
+                issuer: self.0.clone(),
+                listen,
+            });
+        }
+        Ok(())
     }
 
     /// The issuer exactly as configured.
@@ -92,7 +128,7 @@ impl fmt::Debug for MasterKeySource {
 pub struct ServerConfig {
     /// Address to listen on; port 0 picks a free one.
     pub listen: SocketAddr,
-    /// The issuer; `None` means `http://<bound address>`.
+    /// The issuer; `None` means `http://<bound address>` (`https://` with `tls`).
     pub issuer: Option<Issuer>,
     /// `sqlite://…`.
     pub database_url: String,
@@ -135,4 +171,43 @@ pub struct ServerConfig {
     /// Least time between two fetches of an external key set caused by an unknown `kid` or a
     /// failure (client `jwks_uri`s, trusted issuers).
     pub external_jwks_cooldown: Duration,
+    /// Serve HTTPS with this certificate and key, re-read when they change (`None`: plain HTTP).
+    pub tls: Option<TlsFiles>,
+    /// Start with a plain `http://` issuer on a non-loopback address (`--insecure-http`).
+    pub insecure_http: bool,
+}
+
+/// The PEM files of a listener's certificate chain (end-entity certificate first) and private
+/// key (`--tls-cert`, `--tls-key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1), unencrypted.
+    pub key: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_http_issuer_is_refused_off_loopback_unless_allowed() {
+        let http = Issuer::parse("http://tessera:8080").unwrap();
+        let https = Issuer::parse("https://tessera.example").unwrap();
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let lo6: SocketAddr = "[::1]:8080".parse().unwrap();
+        let e = http.check_transport(any, false).unwrap_err();
+        assert!(matches!(e, ConfigError::InsecureHttp { .. }));
+        let text = e.to_string();
+        assert!(
+            text.contains("in the clear") && text.contains("--insecure-http"),
+            "{text}"
+        );
+        assert!(http.check_transport(any, true).is_ok());
+        assert!(http.check_transport(lo, false).is_ok());
+        assert!(http.check_transport(lo6, false).is_ok());
+        assert!(https.check_transport(any, false).is_ok());
+    }
 }

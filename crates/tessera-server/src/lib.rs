@@ -85,12 +85,19 @@ pub struct App {
     registry: Arc<Registry>,
     store: Store,
     clock: Clock,
+    tls: Option<Arc<http::Tls>>,
 }
 
 impl App {
     /// Open the database, load clients and keys (generating the first key if there is none) and
     /// build the services, with `issuer` and `clock`.
     pub async fn load(config: ServerConfig, issuer: Issuer, clock: Clock) -> anyhow::Result<App> {
+        let tls = config
+            .tls
+            .as_ref()
+            .map(http::Tls::load)
+            .transpose()
+            .context("loading the TLS certificate and key")?;
         let master = load_master_key(&config.master_key)?;
         let store = open_store(&config.database_url).await?;
         let credentials = Arc::new(CredentialVerifier::new(config.verifier_limits));
@@ -130,6 +137,7 @@ impl App {
             registry,
             store,
             clock,
+            tls,
         })
     }
 
@@ -189,7 +197,13 @@ impl App {
                 tracing::info!(%addr, audience = %self.authority.admin_audience(), "admin API listening");
                 let router = self.admin_router()?;
                 let limits = self.limits();
-                Some(tokio::spawn(http::serve(admin, router, limits, stopped())))
+                Some(tokio::spawn(http::serve(
+                    admin,
+                    router,
+                    limits,
+                    self.tls.clone(),
+                    stopped(),
+                )))
             }
             None => None,
         };
@@ -211,7 +225,11 @@ impl App {
         let addr = listener.local_addr().context("reading the bound address")?;
         tracing::info!(%addr, issuer = %self.authority.issuer(), kid = %self.registry.key_ring().signer.kid(), "tessera listening");
         let limits = self.limits();
-        let main = http::serve(listener, router, limits, stopped());
+        let tls_reloader = self
+            .tls
+            .as_ref()
+            .map(|tls| tls.spawn_reloader(http::Tls::RELOAD_EVERY));
+        let main = http::serve(listener, router, limits, self.tls.clone(), stopped());
         tokio::pin!(main);
         tokio::select! {
             () = &mut main => {}
@@ -225,6 +243,9 @@ impl App {
             let _ = t.await;
         }
         refresher.abort();
+        if let Some(r) = tls_reloader {
+            r.abort();
+        }
         if let Some(r) = rotator {
             r.abort();
         }
@@ -246,15 +267,24 @@ impl App {
     }
 }
 
-/// The issuer for a server bound to `listener`: the configured one, or `http://<bound address>`.
+/// The issuer for a server bound to `listener`: the configured one, or `http://<bound address>`
+/// (`https://` with TLS). A plain-HTTP issuer on a non-loopback address is refused unless
+/// `config.insecure_http` allows it ([`Issuer::check_transport`]).
 pub fn issuer_for(config: &ServerConfig, listener: &TcpListener) -> anyhow::Result<Issuer> {
-    match &config.issuer {
-        Some(i) => Ok(i.clone()),
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let issuer = match &config.issuer {
+        Some(i) => i.clone(),
         None => {
-            let addr = listener.local_addr().context("reading the bound address")?;
-            Ok(Issuer::parse(&format!("http://{addr}"))?)
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            Issuer::parse(&format!("{scheme}://{addr}"))?
         }
-    }
+    };
+    issuer.check_transport(addr, config.insecure_http)?;
+    Ok(issuer)
 }
 
 /// Run the server on `listener` with `clock` until `shutdown` resolves (mini-redis'

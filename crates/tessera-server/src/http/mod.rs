@@ -10,6 +10,7 @@ mod health;
 mod jwks;
 mod revocation;
 mod serve;
+mod tls;
 mod token;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::authority::Authority;
 
 pub use error::ApiError;
 pub use serve::{default_max_connections, serve, ServeLimits};
+pub use tls::{Reload, Tls, TlsError};
 
 /// The peer address of a request's connection.
 #[derive(Debug, Clone, Copy)]

@@ -1,17 +1,20 @@
-//! The listener: hyper HTTP/1.1 with a request-head size limit, a header read timeout
-//! (slowloris), and graceful draining on shutdown.
+//! The listener: hyper HTTP/1.1, over TLS when given one, with a request-head size limit, a
+//! header read timeout (slowloris), and graceful draining on shutdown.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+
+use super::tls::Tls;
 
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]
@@ -23,18 +26,23 @@ pub struct ServeLimits {
     pub max_connections_per_ip: usize,
     /// Largest request head in bytes; hyper answers 431 beyond it.
     pub max_header_bytes: usize,
-    /// Time allowed to send the request head.
+    /// Time allowed to send the request head; over TLS, also the time allowed for the
+    /// handshake.
     pub header_read_timeout: Duration,
     /// How long to wait for in-flight requests on shutdown.
     pub shutdown_grace: Duration,
 }
 
 /// Serve `router` on `listener` until `shutdown` resolves, then stop accepting and wait for
-/// in-flight requests to finish (at most `limits.shutdown_grace`).
+/// in-flight requests to finish (at most `limits.shutdown_grace`). With `tls`, every connection
+/// is HTTPS: the handshake runs in the connection's own task, bounded by
+/// `limits.header_read_timeout`, so a client that never finishes it holds its place no longer
+/// than one that never sends a request head.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ServeLimits,
+    tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -43,6 +51,8 @@ pub async fn serve(
     http.max_buf_size(limits.max_header_bytes.max(8192))
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
+    let http = Arc::new(http);
+    let acceptor = tls.map(|t| t.acceptor());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -63,18 +73,20 @@ pub async fn serve(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                // Every request carries its connection's peer address (for audit events).
-                let router = router.clone();
-                let svc = tower::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(super::Peer(peer));
-                    tower::ServiceExt::oneshot(router.clone(), req)
-                });
-                let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
-                let conn = graceful.watch(conn);
+                // Watched from now on, handshake included, so a drain waits for it too.
+                let watcher = graceful.watcher();
+                let (http, router, acceptor) = (http.clone(), router.clone(), acceptor.clone());
+                let handshake_timeout = limits.header_read_timeout;
                 tokio::spawn(async move {
                     let _slot = slot;
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                    let Some(acceptor) = acceptor else {
+                        return connection(&http, stream, router, peer, watcher).await;
+                    };
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => connection(&http, stream, router, peer, watcher).await,
+                        // Scanners and plain-HTTP clients: not worth more than a debug line.
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                 });
             }
@@ -88,6 +100,27 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("shutdown grace period over; closing remaining connections");
+    }
+}
+
+/// Serve HTTP/1.1 on one connection (plain TCP or TLS) until it closes or the drain ends it.
+async fn connection<S>(
+    http: &hyper::server::conn::http1::Builder,
+    stream: S,
+    router: Router,
+    peer: SocketAddr,
+    watcher: Watcher,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Every request carries its connection's peer address (for audit events).
+    let svc = tower::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(super::Peer(peer));
+        tower::ServiceExt::oneshot(router.clone(), req)
+    });
+    let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
 }
 
@@ -192,5 +225,78 @@ mod tests {
         assert!(open.by_ip.lock().unwrap()[&a] == 10);
         drop(held);
         assert!(open.by_ip.lock().unwrap().is_empty());
+    }
+
+    /// A TLS client that trusts only `ca_pem` and offers h2 and HTTP/1.1.
+    fn tls_client(ca_pem: &[u8]) -> tokio_rustls::TlsConnector {
+        use rustls_pki_types::pem::PemObject as _;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    }
+
+    #[tokio::test]
+    async fn a_stalled_tls_handshake_gives_its_place_back_after_the_header_timeout() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let dir = tempfile::tempdir().unwrap();
+        let ca = super::super::tls::testing::make_pair(dir.path(), "a");
+        let files = crate::config::TlsFiles {
+            cert: dir.path().join("a-cert.pem"),
+            key: dir.path().join("a-key.pem"),
+        };
+        let tls = Tls::load(&files).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let mut l = limits(1, 0);
+        l.header_read_timeout = Duration::from_millis(300);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, l, Some(tls), async {
+            let _ = stopped.await;
+        }));
+
+        // Opens TCP and says nothing: it holds the only place...
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut refused = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(2), refused.read(&mut buf))
+            .await
+            .expect("closed at once");
+        assert!(matches!(n, Ok(0) | Err(_)), "over the limit: closed unread");
+        // ...until the handshake timeout closes it.
+        let n = tokio::time::timeout(Duration::from_secs(2), silent.read(&mut buf))
+            .await
+            .expect("the stalled handshake is cut off");
+        assert!(matches!(n, Ok(0) | Err(_)));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+        let mut conn = tls_client(&ca).connect(name, tcp).await.unwrap();
+        let alpn = conn.get_ref().1.alpn_protocol();
+        assert_eq!(alpn, Some(&b"http/1.1"[..]), "h2 offered, HTTP/1.1 chosen");
+        conn.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("ok"), "{answer}");
+
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }
