@@ -10,9 +10,13 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-/// The fixture set written by the previous version.
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1")
+/// A fixture set: `v1` (schema 0004, written by an earlier main) and `v2` (schema 0008, written
+/// by the previous landed main, with a `private_key_jwt` client, a trust, an API key and a
+/// client with custom claims and a quota).
+fn fixtures(version: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(version)
 }
 
 fn read_json(path: &Path) -> Value {
@@ -173,7 +177,7 @@ const FIXTURE_ACTIONS: [&str; 11] = [
 
 /// Start this binary on a database written by the previous version (already in `env`, with its
 /// master key in the data directory) and check everything it holds, then change it.
-async fn previous_data_keeps_working(env: &TestEnv, expected: &Value) {
+async fn previous_data_keeps_working(env: &TestEnv, expected: &Value, dir: &Path) {
     let keys = &expected["keys"];
     let active_kid = str_of(&keys["active"]["kid"]);
     let pending_kid = str_of(&keys["pending"]["kid"]);
@@ -194,19 +198,30 @@ async fn previous_data_keeps_working(env: &TestEnv, expected: &Value) {
     // Every fixture client, as it was.
     let listed = env.cli_json(&["client", "list", "--output", "json"]);
     let listed = listed.as_array().unwrap();
-    assert_eq!(listed.len(), 5, "exactly the fixture's clients: {listed:?}");
-    // Migration 0005 gave every existing client the secret method it had.
+    let recorded_clients = expected["clients"].as_object().unwrap();
+    assert_eq!(
+        listed.len(),
+        recorded_clients.len(),
+        "exactly the fixture's clients: {listed:?}"
+    );
+    // Migration 0005 gave every client from before it the secret method it had; only the
+    // fixture's `keyed` client has keys.
+    let keyed_id = expected["clients"]["keyed"]["id"].clone();
     for c in listed {
+        let want = if c["client_id"] == keyed_id {
+            "private_key_jwt"
+        } else {
+            "client_secret_basic"
+        };
+        assert_eq!(c["token_endpoint_auth_method"], want, "{c}");
+    }
+    if expected.get("trust").is_none() {
         assert_eq!(
-            c["token_endpoint_auth_method"], "client_secret_basic",
-            "{c}"
+            env.cli_json(&["trust", "list", "--output", "json"]),
+            serde_json::json!([])
         );
     }
-    assert_eq!(
-        env.cli_json(&["trust", "list", "--output", "json"]),
-        serde_json::json!([])
-    );
-    for name in ["plain", "rich", "rotated", "revoked", "disabled"] {
+    for name in recorded_clients.keys() {
         let want = &expected["clients"][name];
         assert_listed_as_recorded(
             listed,
@@ -390,7 +405,11 @@ async fn previous_data_keeps_working(env: &TestEnv, expected: &Value) {
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, FIXTURE_ACTIONS, "the fixture's own trail");
+    assert_eq!(
+        &actions[..FIXTURE_ACTIONS.len()],
+        FIXTURE_ACTIONS,
+        "the fixture's own trail"
+    );
     let audit = env.cli_json(&["audit", "list", "--output", "json"]);
     let audit = audit.as_array().unwrap();
     assert!(audit.len() >= recorded.len(), "records lost: {audit:?}");
@@ -426,6 +445,10 @@ async fn previous_data_keeps_working(env: &TestEnv, expected: &Value) {
         .collect();
     assert_eq!(mine, ["client.create", "client.rotate_secret"]);
 
+    if expected["clients"].get("keyed").is_some() {
+        later_features_keep_working(env, &server, expected, dir).await;
+    }
+
     // The upgraded database takes new changes.
     let fresh = env.create_client(&[
         "--name",
@@ -456,7 +479,10 @@ async fn previous_data_keeps_working(env: &TestEnv, expected: &Value) {
     )
     .await;
     let listed = env.cli_json(&["client", "list", "--output", "json"]);
-    assert_eq!(listed.as_array().unwrap().len(), 6);
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        expected["clients"].as_object().unwrap().len() + 1
+    );
     let audit = env.cli_json(&["audit", "list", "--output", "json"]);
     let audit = audit.as_array().unwrap();
     assert_eq!(audit.len(), before + 1, "one record for the new client");
@@ -491,35 +517,175 @@ async fn previous_data_keeps_working(env: &TestEnv, expected: &Value) {
     .await;
 }
 
+/// An ES256 PKCS#8 PEM private key (the fixtures' throwaway keys) as a signer.
+fn es256_pem(path: &Path) -> crate::issuer::TestKey {
+    use base64::Engine as _;
+    let pem =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    crate::issuer::TestKey::Es256(
+        aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &der,
+        )
+        .unwrap(),
+    )
+}
+
+/// What the `v2` fixture holds besides `v1`'s: a `private_key_jwt` client (a token with the
+/// recorded key), a trust (an external token exchanged), an API key (introspected active) and
+/// a client with custom claims and a quota.
+async fn later_features_keep_working(env: &TestEnv, server: &Server, expected: &Value, dir: &Path) {
+    let backend = str_of(&expected["backend"]);
+    let plain = fixture_client(expected, "plain", "secret");
+
+    // private_key_jwt: the recorded private key still authenticates its client.
+    let keyed = &expected["clients"]["keyed"];
+    let key_file = dir.join(str_of(&keyed["private_key_file"]));
+    let out = env.cli(&[
+        "token",
+        "--issuer",
+        &server.base,
+        "--client-id",
+        &str_of(&keyed["id"]),
+        "--private-key-file",
+        key_file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "private_key_jwt after the upgrade: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let claims = verify(server, token.trim(), &server.base).await;
+    assert_eq!(claims["client_id"], keyed["id"]);
+    let shown = env.cli_json(&["client", "show", &str_of(&keyed["id"]), "--output", "json"]);
+    assert_eq!(
+        shown["key_ids"],
+        serde_json::json!([keyed["kid"]]),
+        "{shown}"
+    );
+
+    // Custom claims and a quota.
+    let tuned = &expected["clients"]["tuned"];
+    let shown = env.cli_json(&["client", "show", &str_of(&tuned["id"]), "--output", "json"]);
+    assert_eq!(shown["claims"], tuned["claims"]);
+    assert_eq!(
+        shown["max_tokens_per_minute"],
+        tuned["max_tokens_per_minute"]
+    );
+    let c = fixture_client(expected, "tuned", "secret");
+    let claims = token_for(
+        server,
+        &c,
+        "grant_type=client_credentials",
+        &server.base,
+        expected,
+        300,
+    )
+    .await;
+    assert_eq!(claims["team"], "payments");
+
+    // The trust: an external token from its issuer is exchanged for the plain client's.
+    let trust = &expected["trust"];
+    let shown = env.cli_json(&["trust", "show", "ci", "--output", "json"]);
+    for field in ["id", "issuer", "audience", "subject", "claims"] {
+        assert_eq!(shown[field], trust[field], "trust {field}");
+    }
+    assert_eq!(shown["client_id"], expected["clients"]["plain"]["id"]);
+    let signer = es256_pem(&dir.join(str_of(&trust["private_key_file"])));
+    let now = crate::issuer::now();
+    let external = signer.sign(
+        serde_json::json!({"kid": trust["kid"], "typ": "JWT"}),
+        &serde_json::json!({"iss": "https://ci.example", "aud": "tessera", "sub": "repo:acme/app",
+            "ref": "refs/heads/main", "iat": now, "exp": now + 300, "jti": format!("upgrade-{backend}")}),
+    );
+    let resp = http()
+        .post(server.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", external.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "the trust after the upgrade: {body}");
+    let claims = verify(server, body["access_token"].as_str().unwrap(), &server.base).await;
+    assert_eq!(claims["client_id"], plain.id.as_str());
+
+    // The API key is still active.
+    let key = &expected["api_key"];
+    let resp = http()
+        .post(server.url("/oauth/introspect"))
+        .basic_auth(&plain.id, Some(&plain.secret))
+        .form(&[("token", str_of(&key["key"]).as_str())])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["active"], true,
+        "the API key after the upgrade: {body}"
+    );
+    let shown = env.cli_json(&["apikey", "show", &str_of(&key["id"]), "--output", "json"]);
+    assert_eq!(shown["state"], "active");
+}
+
+/// The upgrade test on one fixture set, on SQLite.
+async fn sqlite_fixture(version: &str) {
+    let env = TestEnv::sqlite();
+    let dir = fixtures(version);
+    install(
+        &dir.join("sqlite/tessera.db"),
+        &env.data_dir.join("tessera.db"),
+    );
+    install(&dir.join("master.key"), &env.data_dir.join("master.key"));
+    let expected = read_json(&dir.join("sqlite/expected.json"));
+    previous_data_keeps_working(&env, &expected, &dir).await;
+}
+
+/// The upgrade test on one fixture set, on PostgreSQL. As every PostgreSQL test: runs or
+/// fails; reported as ignored only when main found no PostgreSQL outside CI.
+async fn postgres_fixture(version: &str) {
+    let env = TestEnv::postgres().await;
+    let dir = fixtures(version);
+    let dump = std::fs::read_to_string(dir.join("postgres.sql"))
+        .unwrap_or_else(|e| panic!("reading tests/fixtures/{version}/postgres.sql: {e}"));
+    load_dump(env.database_url.as_deref().unwrap(), &dump).await;
+    install(&dir.join("master.key"), &env.data_dir.join("master.key"));
+    let expected = read_json(&dir.join("postgres-expected.json"));
+    previous_data_keeps_working(&env, &expected, &dir).await;
+}
+
 mod previous_version_database_keeps_working {
     use super::*;
 
     e2e_test! {
     async fn sqlite() {
-        let env = TestEnv::sqlite();
-        let dir = fixtures();
-        install(
-            &dir.join("sqlite/tessera.db"),
-            &env.data_dir.join("tessera.db"),
-        );
-        install(&dir.join("master.key"), &env.data_dir.join("master.key"));
-        let expected = read_json(&dir.join("sqlite/expected.json"));
-        previous_data_keeps_working(&env, &expected).await;
+        sqlite_fixture("v1").await;
     }
     }
 
     e2e_test! {
     postgres async fn postgres() {
-        // As every PostgreSQL test: runs or fails; reported as ignored only when main found no
-        // PostgreSQL outside CI.
-        let env = TestEnv::postgres().await;
-        let dir = fixtures();
-        let dump = std::fs::read_to_string(dir.join("postgres.sql"))
-            .unwrap_or_else(|e| panic!("reading tests/fixtures/v1/postgres.sql: {e}"));
-        load_dump(env.database_url.as_deref().unwrap(), &dump).await;
-        install(&dir.join("master.key"), &env.data_dir.join("master.key"));
-        let expected = read_json(&dir.join("postgres-expected.json"));
-        previous_data_keeps_working(&env, &expected).await;
+        postgres_fixture("v1").await;
+    }
+    }
+
+    e2e_test! {
+    async fn sqlite_v2() {
+        sqlite_fixture("v2").await;
+    }
+    }
+
+    e2e_test! {
+    postgres async fn postgres_v2() {
+        postgres_fixture("v2").await;
     }
     }
 }
