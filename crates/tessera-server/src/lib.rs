@@ -191,6 +191,13 @@ impl App {
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: self.config.shutdown_grace,
         };
+        if let Some(tls) = &self.tls {
+            tracing::info!(
+                cert = %tls.files().cert.display(),
+                sha256 = %tls.certificate_sha256(),
+                "serving HTTPS; the certificate files are re-read when they change"
+            );
+        }
         let tls_reloader = self
             .tls
             .as_ref()
