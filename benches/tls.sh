@@ -10,7 +10,8 @@
 # connections stay open) and with a new connection per request (`Connection: close`), made by
 # `crates/tessera-server/examples/tls_load.rs`: over HTTPS once with full handshakes (no session
 # cache: what a first connection, or a client without a session cache, pays) and once resuming
-# sessions (rustls' client cache: what a repeat caller with a session cache pays). wrk is not used
+# sessions (rustls' client cache, shared by the connections: with many at once some find no ticket
+# left and make a full handshake, so the row says how many resumed). wrk is not used
 # for new connections because it always resumes. Every request is client_secret_basic with the
 # credential cached. The runs are interleaved, round after round, so the machine's drift hits
 # each alike; the table gives each row's mean over the rounds, and the CPU time each request cost
@@ -76,7 +77,7 @@ server rsa --tls-cert "$WORK/rsa-cert.pem" --tls-key "$WORK/rsa-key.pem"
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 TCK=$(getconf CLK_TCK)
 
-declare -A SUM_RPS SUM_P50 SUM_P99 SUM_ERR SUM_SCPU SUM_WCPU
+declare -A SUM_RPS SUM_P50 SUM_P99 SUM_ERR SUM_SCPU SUM_WCPU SUM_REQS SUM_RESUMED
 LABELS=()
 # run NAME MODE: MODE is keep-alive (wrk), or new (plain), full or resumed (tls_load); also the
 # CPU each request cost the server and the load generator.
@@ -99,7 +100,9 @@ run() {
     echo "round $r, $name, $mode: $line server_cpu_s=$(( (s1 - s0) / TCK )) load_cpu_s=$wcpu" >&2
     local key="$name|$mode" reqs
     reqs=$(awk -v v="$(echo "$line" | sed -E 's/.*req_per_s=([0-9]+).*/\1/')" -v d="$SECS" 'BEGIN { print v * d }')
-    [ -n "${SUM_RPS[$key]:-}" ] || { LABELS+=("$key"); SUM_RPS[$key]=0; SUM_P50[$key]=0; SUM_P99[$key]=0; SUM_ERR[$key]=0; SUM_SCPU[$key]=0; SUM_WCPU[$key]=0; }
+    [ -n "${SUM_RPS[$key]:-}" ] || { LABELS+=("$key"); SUM_RPS[$key]=0; SUM_P50[$key]=0; SUM_P99[$key]=0; SUM_ERR[$key]=0; SUM_SCPU[$key]=0; SUM_WCPU[$key]=0; SUM_REQS[$key]=0; SUM_RESUMED[$key]=0; }
+    SUM_REQS[$key]=$(awk -v s="${SUM_REQS[$key]}" -v n="$reqs" 'BEGIN { print s + n }')
+    case $line in *resumed=*) SUM_RESUMED[$key]=$(( SUM_RESUMED[$key] + $(echo "$line" | sed -E 's/.*resumed=([0-9]+).*/\1/') )) ;; esac
     SUM_SCPU[$key]=$(awk -v s="${SUM_SCPU[$key]}" -v t="$((s1 - s0))" -v k="$TCK" -v n="$reqs" 'BEGIN { print s + 1e6 * t / k / n }')
     SUM_WCPU[$key]=$(awk -v s="${SUM_WCPU[$key]}" -v c="$wcpu" -v n="$reqs" 'BEGIN { print s + 1e6 * c / n }')
     SUM_RPS[$key]=$(awk -v s="${SUM_RPS[$key]}" -v v="$(echo "$line" | sed -E 's/.*req_per_s=([0-9]+).*/\1/')" 'BEGIN { print s + v }')
@@ -136,7 +139,7 @@ for key in "${LABELS[@]}"; do
         keep-alive) what="keep-alive (wrk)" ;;
         new) what="new per request (tls_load)" ;;
         full) what="new per request, full handshake (tls_load)" ;;
-        resumed) what="new per request, resumed session (tls_load)" ;;
+        resumed) what="new per request, session cache on: $(awk -v a="${SUM_RESUMED[$key]}" -v n="${SUM_REQS[$key]}" 'BEGIN { printf "%.0f", 100 * a / n }') % resumed (tls_load)" ;;
     esac
     printf '| %s | %s | %s | %s %% | %s | %s | %s | %s | %s | %s |\n' "$(describe "$name")" "$what" "$rps" \
         "$(awk -v a="$rps" -v b="$base" 'BEGIN { printf "%.1f", 100 * a / b }')" \
