@@ -7,12 +7,6 @@ local auth = os.getenv("AUTH")
 if auth ~= nil and auth ~= "" then
   wrk.headers["Authorization"] = auth
 end
--- CLOSE=1: a new connection for every request (wrk reconnects when asked to close), so each
--- one pays TCP set-up and, over HTTPS, a TLS handshake.
-local close = os.getenv("CLOSE")
-if close ~= nil and close ~= "" then
-  wrk.headers["Connection"] = "close"
-end
 
 -- One machine-readable line; `errors` counts HTTP >= 400 and socket errors, so a run of
 -- refusals cannot pass for a run of tokens.
