@@ -8,7 +8,7 @@ start_server() {
     PID=$!
     PIDS+=("$PID")
     for _ in $(seq 1 200); do
-        ADDR=$(grep -oE 'listening on http://[0-9.:]+' "$WORK/$name.out" | head -n1 | sed 's#listening on http://##' || true)
+        ADDR=$(grep -oE 'listening on https?://[0-9.:]+' "$WORK/$name.out" | head -n1 | sed -E 's#listening on https?://##' || true)
         [ -n "$ADDR" ] && return 0
         sleep 0.05
     done

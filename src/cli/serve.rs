@@ -233,6 +233,15 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     let issuer = tessera_server::issuer_for(&config, &listener)?;
+    if let Some(a) = args.admin_listen {
+        // Admin tokens are bearer credentials for everything: never in the clear on a network.
+        if !tls && !a.ip().is_loopback() && !args.insecure_http {
+            anyhow::bail!(
+                "--admin-listen {a} would serve the admin API over plain HTTP on a network, where its bearer tokens can be read: \
+                 give --tls-cert/--tls-key, listen on a loopback address, or pass --insecure-http if the network is trusted"
+            );
+        }
+    }
     let admin = match args.admin_listen {
         Some(a) => Some(
             tokio::net::TcpListener::bind(a)

@@ -6,8 +6,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::harness::both_backends;
 use crate::harness::*;
+use crate::harness::{both_backends, e2e_test};
 
 /// A token for `c` at `server` with `form` (e.g. a `resource` or `scope`).
 async fn token_for(server: &Server, c: &TestClient, form: &str) -> String {
@@ -444,5 +444,20 @@ clients:
         assert!(String::from_utf8_lossy(&again.stdout).starts_with("no changes"));
         let audit = cfg.cli_json(&["audit", "list", "--output", "json"]);
         assert!(audit.as_array().unwrap().iter().any(|e| e["action"] == "client.create" && e["actor"] == ops.id.as_str()));
+    }
+}
+
+e2e_test! {
+    fn admin_listener_off_loopback_needs_tls() {
+        let env = TestEnv::sqlite();
+        let out = std::process::Command::new(BIN)
+            .args(["--data-dir", env.data_dir.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0",
+                   "--admin-listen", "0.0.0.0:0"])
+            .env_remove("TESSERA_INSECURE_HTTP")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--admin-listen") && err.contains("--tls-cert"), "{err}");
     }
 }

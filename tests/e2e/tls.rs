@@ -181,8 +181,23 @@ async fn tokens_over_https_verify_against_a_private_ca_and_old_protocols_are_ref
     let files = Files::in_dir(dir.path());
     let pair = Pair::new(dir.path(), "a");
     pair.install(&files);
-    let server = start_tls(&env, &files, &["--signing-alg", "ES256"]).await;
+    let server = start_tls(
+        &env,
+        &files,
+        &["--signing-alg", "ES256", "--admin-listen", "127.0.0.1:0"],
+    )
+    .await;
     assert!(server.base.starts_with("https://127.0.0.1:"), "{}", server.base);
+    // The admin listener serves the same certificate.
+    let admin = server.admin.clone().unwrap();
+    assert!(admin.starts_with("https://127.0.0.1:"), "{admin}");
+    let about = trusting(&pair.ca)
+        .get(format!("{admin}/admin/v1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(about.status(), 200);
+    assert_eq!(peer_cert(&about), pair.cert_der(), "the admin listener's certificate");
 
     let c = env.create_client(&[
         "--name", "tls", "--scope", "s2s:internal", "--audience", "https://api.example",

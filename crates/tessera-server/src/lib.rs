@@ -225,6 +225,13 @@ impl App {
         let addr = listener.local_addr().context("reading the bound address")?;
         tracing::info!(%addr, issuer = %self.authority.issuer(), kid = %self.registry.key_ring().signer.kid(), "tessera listening");
         let limits = self.limits();
+        if let Some(tls) = &self.tls {
+            tracing::info!(
+                cert = %tls.files().cert.display(),
+                sha256 = %tls.certificate_sha256(),
+                "serving HTTPS; the certificate files are re-read when they change"
+            );
+        }
         let tls_reloader = self
             .tls
             .as_ref()

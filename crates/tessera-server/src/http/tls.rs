@@ -13,7 +13,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use rustls::crypto::CryptoProvider;
@@ -184,9 +184,9 @@ impl Tls {
             }
         };
         {
-            let Ok(mut last) = self.seen.lock() else {
-                return Reload::Unchanged;
-            };
+            // Only `reload` takes this lock and nothing in it panics; a poisoned one still holds
+            // a whole value.
+            let mut last = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
             if *last == seen {
                 return Reload::Unchanged;
             }
@@ -238,19 +238,16 @@ impl Tls {
 struct CurrentCert(RwLock<Arc<CertifiedKey>>);
 
 impl CurrentCert {
+    // A poisoned lock still holds a whole `Arc`: the writer only assigns one.
     fn get(&self) -> Arc<CertifiedKey> {
-        // A poisoned lock still holds a whole `Arc` (the writer only assigns one).
-        match self.0.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn set(&self, pair: Arc<CertifiedKey>) {
-        match self.0.write() {
-            Ok(mut g) => *g = pair,
-            Err(poisoned) => *poisoned.into_inner() = pair,
-        }
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = pair;
     }
 }
 
