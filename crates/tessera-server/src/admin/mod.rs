@@ -787,6 +787,13 @@ pub fn rotation_json(plan: &RotationPlan) -> serde_json::Value {
     })
 }
 
+impl AdminError {
+    /// Whether the database could not be reached (worth a retry), as opposed to a failure.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Store(crate::store::StoreError::Unavailable(_)))
+    }
+}
+
 /// A store error, with a failed version check named for the client.
 fn stale(e: crate::store::StoreError, id: &ClientId) -> AdminError {
     match e {

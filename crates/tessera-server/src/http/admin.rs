@@ -179,7 +179,7 @@ impl From<AdminError> for Problem {
                 Self::new(StatusCode::CONFLICT, e.to_string())
             }
             AdminError::Stale(_) => Self::new(StatusCode::PRECONDITION_FAILED, e.to_string()),
-            AdminError::Store(crate::store::StoreError::Unavailable(_)) => Self::new(
+            AdminError::Store(_) if e.is_unavailable() => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the database cannot be reached; retry shortly",
             ),
