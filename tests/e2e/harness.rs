@@ -75,7 +75,11 @@ impl Server {
             }
         };
         // `<base> issuer=… [admin=<url>] [metrics=<url>]`
-        let base = line.split_whitespace().next().unwrap_or_default().to_string();
+        let base = line
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let field = |name: &str| {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(name).map(str::to_string))
