@@ -106,6 +106,14 @@ pub(crate) struct ServeArgs {
     /// Log format.
     #[arg(long, env = "TESSERA_LOG_FORMAT", default_value = "text")]
     pub(crate) log_format: LogFormat,
+    /// Serve Prometheus metrics at GET /metrics on this address, a listener of its own (keep it
+    /// off the public network); off by default.
+    #[arg(long, env = "TESSERA_METRICS_LISTEN")]
+    pub(crate) metrics_listen: Option<SocketAddr>,
+    /// Also export per-client series labelled client_id (tokens issued, authentication
+    /// failures, expiries): one series per client and metric, so off by default.
+    #[arg(long, env = "TESSERA_METRICS_PER_CLIENT", value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) metrics_per_client: bool,
 }
 
 #[derive(Args)]
@@ -166,6 +174,9 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
     if args.external_jwks_cooldown > Duration::from_secs(3600) {
         anyhow::bail!("--external-jwks-cooldown must be at most 1h");
     }
+    if args.metrics_per_client && args.metrics_listen.is_none() {
+        anyhow::bail!("--metrics-per-client needs --metrics-listen");
+    }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let config = ServerConfig {
         listen: args.listen,
@@ -204,17 +215,37 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
             .then_some(args.max_tokens_per_minute),
         max_assertion_lifetime: args.max_assertion_lifetime,
         external_jwks_cooldown: args.external_jwks_cooldown,
+        metrics_listen: args.metrics_listen,
+        metrics_per_client: args.metrics_per_client,
     };
     let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    let metrics_listener = match config.metrics_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding {a} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
+    let metrics_note = match &metrics_listener {
+        Some(l) => format!(
+            " metrics=http://{}",
+            l.local_addr().context("reading the metrics address")?
+        ),
+        None => String::new(),
+    };
     let issuer = tessera_server::issuer_for(&config, &listener)?;
-    let app = tessera_server::App::load(config, issuer.clone(), Clock::system()).await?;
+    let mut app = tessera_server::App::load(config, issuer.clone(), Clock::system()).await?;
+    if let Some(l) = metrics_listener {
+        app = app.with_metrics(l)?;
+    }
     // Machine-readable start line on stdout, once the server is ready (tests and scripts wait
     // for it).
-    println!("tessera listening on http://{addr} issuer={issuer}");
+    println!("tessera listening on http://{addr} issuer={issuer}{metrics_note}");
     app.serve(listener, shutdown).await
 }
 

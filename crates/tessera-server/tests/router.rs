@@ -61,6 +61,8 @@ impl Harness {
             max_stale: Duration::from_secs(60),
             max_assertion_lifetime: Duration::from_secs(3600),
             external_jwks_cooldown: Duration::from_secs(30),
+            metrics_listen: None,
+            metrics_per_client: false,
         };
         let app = App::load(config, Issuer::parse(ISSUER).unwrap(), clock.clone())
             .await

@@ -7,6 +7,7 @@ mod error;
 mod extract;
 mod health;
 mod jwks;
+mod metrics;
 mod revocation;
 mod serve;
 mod token;
@@ -22,6 +23,7 @@ use axum::Router;
 use crate::authority::Authority;
 
 pub use error::ApiError;
+pub use metrics::{metrics_router, RequestTimer};
 pub use serve::{default_max_connections, serve, ServeLimits};
 
 /// The peer address of a request's connection.
