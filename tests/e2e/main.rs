@@ -23,6 +23,7 @@ mod interop;
 mod issuer;
 mod lifecycle;
 mod logs;
+mod metrics;
 mod negative;
 mod outage;
 mod replicas;
