@@ -164,7 +164,7 @@ impl App {
         let router = http::router(state);
         // Timed only when metrics are served: otherwise the layer would be pure cost.
         match self.metrics {
-            Some(_) => router.route_layer(http::RequestTimer::default()),
+            Some(_) => router.route_layer(http::RequestTimer),
             None => router,
         }
     }
@@ -182,7 +182,7 @@ impl App {
                 let addr = metrics_listener
                     .local_addr()
                     .context("reading the metrics address")?;
-                let scrape = metrics::Scrape::new(
+                let scrape = http::Scrape::new(
                     exporter.clone(),
                     self.authority.clone(),
                     self.clock.clone(),

@@ -23,7 +23,7 @@ use axum::Router;
 use crate::authority::Authority;
 
 pub use error::ApiError;
-pub use metrics::{metrics_router, RequestTimer};
+pub use metrics::{metrics_router, RequestTimer, Scrape};
 pub use serve::{default_max_connections, serve, ServeLimits};
 
 /// The peer address of a request's connection.

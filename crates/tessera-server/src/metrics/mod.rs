@@ -12,8 +12,8 @@
 //!
 //! Three kinds of series:
 //! - events (counters and the latency histogram), recorded where they happen;
-//! - state (ages, expiries, the argon2id pool, counts the services keep anyway), read by
-//!   [`Scrape::render`] when Prometheus asks, so they cost the request path nothing;
+//! - state (ages, expiries, the argon2id pool, counts the services keep anyway), read when
+//!   Prometheus asks (`http::Scrape`), so they cost the request path nothing;
 //! - the process (CPU, memory, file descriptors, threads; [`process`]), read at scrape time too.
 //!
 //! Per-client series (`tessera_per_client_*`) are off by default: 100k clients would make 100k
@@ -22,7 +22,7 @@
 pub mod process;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -30,9 +30,7 @@ use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 
-use crate::authority::Authority;
-use crate::clock::Clock;
-use crate::keys::{active_key, Alg};
+use crate::keys::Alg;
 use crate::oauth::{AuthMethod, Client, ClientAuth, ClientId, ErrorCode};
 
 /// Counter: access tokens issued. Labels: `grant` ([`GrantKind`]), `alg` (`RS256`, `ES256`,
@@ -398,6 +396,11 @@ impl Exporter {
         Ok(exporter)
     }
 
+    /// The Prometheus text exposition of every series recorded so far.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
     /// Drain the histograms' recent samples into their buckets, so memory stays bounded when
     /// nobody scrapes; every few seconds until the task is aborted.
     pub fn spawn_upkeep(&self) -> tokio::task::JoinHandle<()> {
@@ -479,6 +482,9 @@ fn describe() {
         "Seconds until a client's expiry (kind=client) or its last secret's (kind=secret)."
     );
     process::describe();
+    // Introspection and revocation check this server's own tokens with tessera-verifier, whose
+    // token counters then land here too.
+    tessera_verifier::metrics::describe();
 }
 
 fn handles() -> Option<&'static Handles> {
@@ -545,156 +551,34 @@ pub fn registry_refresh_failed() {
     metrics::counter!(REGISTRY_REFRESH_FAILURES).increment(1);
 }
 
-/// Latency histograms by endpoint, for the layer that times requests: registered at an
-/// endpoint's first request and kept (the routes are a fixed set).
-#[derive(Clone, Default)]
-pub struct EndpointTimers {
-    by_route: Arc<RwLock<Vec<RouteHistogram>>>,
-}
+/// Most routes the latency histogram tells apart (the router has about a dozen); requests of
+/// routes past these are not timed.
+const MAX_TIMED_ROUTES: usize = 32;
 
-/// A matched route and its histogram.
-type RouteHistogram = (Box<str>, Histogram);
+/// The latency histograms, one per matched route, each registered at its route's first request.
+/// A fixed table of write-once slots, so that finding a route's histogram takes no lock and no
+/// reference count: requests on every core only read it.
+static ROUTE_TIMERS: [OnceLock<(Box<str>, Histogram)>; MAX_TIMED_ROUTES] =
+    [const { OnceLock::new() }; MAX_TIMED_ROUTES];
 
-impl EndpointTimers {
-    /// The histogram for the matched route `route`.
-    pub fn histogram(&self, route: &str) -> Histogram {
-        if let Ok(known) = self.by_route.read() {
-            if let Some((_, h)) = known.iter().find(|(r, _)| &**r == route) {
-                return h.clone();
-            }
-        }
-        let h = metrics::histogram!(HTTP_REQUEST_DURATION, "endpoint" => route.to_owned());
-        if let Ok(mut known) = self.by_route.write() {
-            if !known.iter().any(|(r, _)| &**r == route) {
-                known.push((route.into(), h.clone()));
-            }
-        }
-        h
-    }
-}
-
-/// A scrape: the gauges derived from the services' state are set, then the recorder rendered.
-pub struct Scrape {
-    exporter: Exporter,
-    authority: Arc<Authority>,
-    clock: Clock,
-    rotation_every: Option<Duration>,
-}
-
-impl Scrape {
-    /// A scrape of `exporter` and the state of `authority`, on `clock`; `rotation_every` is
-    /// `--key-rotation-interval`.
-    pub fn new(
-        exporter: Exporter,
-        authority: Arc<Authority>,
-        clock: Clock,
-        rotation_every: Option<Duration>,
-    ) -> Self {
-        Self {
-            exporter,
-            authority,
-            clock,
-            rotation_every,
+/// The latency histogram of the matched route `route` ([`HTTP_REQUEST_DURATION`]); `None` when
+/// no recorder is installed or the table is full.
+pub fn route_histogram(route: &str) -> Option<&'static Histogram> {
+    handles()?;
+    for slot in &ROUTE_TIMERS {
+        // The first free slot is claimed for `route`; if another request claimed it first,
+        // for this route or another, the answer is the same after it: read on.
+        let (r, h) = slot.get_or_init(|| {
+            (
+                route.into(),
+                metrics::histogram!(HTTP_REQUEST_DURATION, "endpoint" => route.to_owned()),
+            )
+        });
+        if &**r == route {
+            return Some(h);
         }
     }
-
-    /// The Prometheus text exposition of every series, state gauges as of now.
-    pub fn render(&self) -> String {
-        let now = self.clock.now();
-        self.observe_services();
-        self.observe_keys(now);
-        self.observe_expiries(now);
-        process::observe();
-        self.exporter.handle.render()
-    }
-
-    fn observe_services(&self) {
-        let registry = self.authority.registry();
-        metrics::gauge!(REGISTRY_SNAPSHOT_AGE).set(registry.snapshot_age().as_secs_f64());
-        let credentials = self.authority.credentials();
-        let (running, queued) = credentials.in_flight();
-        metrics::gauge!(ARGON2_RUNNING).set(running as f64);
-        metrics::gauge!(ARGON2_QUEUED).set(queued as f64);
-        metrics::counter!(ARGON2_CHECKS).absolute(credentials.argon2_runs());
-        metrics::counter!(ARGON2_REFUSED, "reason" => "queue_full")
-            .absolute(credentials.busy_checks());
-        metrics::counter!(ARGON2_REFUSED, "reason" => "failure_budget")
-            .absolute(credentials.throttled_checks());
-    }
-
-    fn observe_keys(&self, now: i64) {
-        let keys = self.authority.registry().stored_keys();
-        if let Some(retires) = active_key(&keys, now).and_then(|k| k.retires_at) {
-            metrics::gauge!(SIGNING_KEY_RETIRES_IN).set((retires - now) as f64);
-        }
-        if let Some(every) = self.rotation_every {
-            // The schedule rotates once the newest key (the active one, or a pending one that
-            // will be) has signed for `every`.
-            let newest = keys
-                .iter()
-                .filter(|k| k.is_published(now))
-                .map(|k| k.activates_at)
-                .max();
-            if let Some(activated) = newest {
-                let every = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
-                metrics::gauge!(KEY_ROTATION_DUE_IN)
-                    .set(activated.saturating_add(every).saturating_sub(now) as f64);
-            }
-        }
-    }
-
-    fn observe_expiries(&self, now: i64) {
-        let per_client = per_client();
-        let mut summary = [ExpirySummary::default(), ExpirySummary::default()];
-        for client in self.authority.registry().clients_snapshot() {
-            for (i, kind) in [ExpiryKind::Client, ExpiryKind::Secret]
-                .into_iter()
-                .enumerate()
-            {
-                let Some(at) = expiry(&client, kind, now) else {
-                    continue;
-                };
-                let left = at - now;
-                summary[i].add(left);
-                if per_client {
-                    metrics::gauge!(PER_CLIENT_EXPIRY,
-                        "client_id" => client.id.as_str().to_owned(),
-                        "kind" => kind.as_str())
-                    .set(left as f64);
-                }
-            }
-        }
-        for (s, kind) in summary.iter().zip([ExpiryKind::Client, ExpiryKind::Secret]) {
-            if let Some(soonest) = s.soonest {
-                metrics::gauge!(CREDENTIALS_SOONEST_EXPIRY, "kind" => kind.as_str())
-                    .set(soonest as f64);
-            }
-            metrics::gauge!(CREDENTIALS_EXPIRING, "kind" => kind.as_str(), "within" => "1d")
-                .set(s.within_day as f64);
-            metrics::gauge!(CREDENTIALS_EXPIRING, "kind" => kind.as_str(), "within" => "7d")
-                .set(s.within_week as f64);
-        }
-    }
-}
-
-/// The soonest expiry of one kind and the counts within a day and a week.
-#[derive(Default)]
-struct ExpirySummary {
-    soonest: Option<i64>,
-    within_day: u64,
-    within_week: u64,
-}
-
-impl ExpirySummary {
-    fn add(&mut self, left: i64) {
-        self.soonest = Some(self.soonest.map_or(left, |s| s.min(left)));
-        if left <= 86_400 {
-            self.within_day += 1;
-        }
-        if left <= 7 * 86_400 {
-            self.within_week += 1;
-        }
-    }
+    None
 }
 
 /// When `client`'s `kind` expires, if it does and has not yet (an enabled client only: a

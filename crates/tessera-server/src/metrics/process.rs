@@ -84,7 +84,7 @@ pub fn read() -> Reading {
 }
 
 /// Set the process gauges from a fresh [`read`].
-pub(super) fn observe() {
+pub(crate) fn observe() {
     let r = read();
     let set = |name: &'static str, v: Option<f64>| {
         if let Some(v) = v {
