@@ -420,7 +420,11 @@ impl JwksCache {
         };
         let age = now.duration_since(fetched).unwrap_or_default();
         let stamp = age.as_secs().saturating_add(1);
-        if self.staleness_reported.swap(stamp, Ordering::Relaxed) != stamp {
+        // A load first: the common case (same second) writes nothing, so verifications on
+        // several cores do not bounce the cache line.
+        if self.staleness_reported.load(Ordering::Relaxed) != stamp
+            && self.staleness_reported.swap(stamp, Ordering::Relaxed) != stamp
+        {
             metrics::gauge!(crate::metrics::KEY_STALENESS, "issuer" => issuer.clone())
                 .set(age.as_secs_f64());
         }
