@@ -196,11 +196,11 @@ pub struct Timed<S> {
 impl<S> tower::Service<Request> for Timed<S>
 where
     S: tower::Service<Request, Response = Response>,
-    S::Future: Send + 'static,
+    S::Future: Unpin,
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+    type Future = TimedFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -211,14 +211,33 @@ where
             .extensions()
             .get::<MatchedPath>()
             .and_then(|route| route_histogram(route.as_str()));
-        let started = Instant::now();
-        let response = self.inner.call(req);
-        Box::pin(async move {
-            let response = response.await;
-            if let Some(h) = histogram {
-                h.record(started.elapsed());
-            }
-            response
-        })
+        TimedFuture {
+            inner: self.inner.call(req),
+            histogram,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// The response of a timed request: records the time when the inner one is ready. (No box: the
+/// router's futures are `Unpin`, so this one is too.)
+pub struct TimedFuture<F> {
+    inner: F,
+    histogram: Option<&'static metrics::Histogram>,
+    started: Instant,
+}
+
+impl<F, E> Future for TimedFuture<F>
+where
+    F: Future<Output = Result<Response, E>> + Unpin,
+{
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let out = std::task::ready!(Pin::new(&mut self.inner).poll(cx));
+        if let Some(h) = self.histogram.take() {
+            h.record(self.started.elapsed());
+        }
+        Poll::Ready(out)
     }
 }
