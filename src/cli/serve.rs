@@ -122,6 +122,14 @@ pub(crate) struct ServeArgs {
     /// clients would send their secrets over the network in the clear).
     #[arg(long, env = "TESSERA_INSECURE_HTTP", value_parser = clap::builder::BoolishValueParser::new())]
     pub(crate) insecure_http: bool,
+    /// Serve Prometheus metrics at GET /metrics on this address, a listener of its own (keep it
+    /// off the public network); off by default.
+    #[arg(long, env = "TESSERA_METRICS_LISTEN")]
+    pub(crate) metrics_listen: Option<SocketAddr>,
+    /// Also export per-client series labelled client_id (tokens issued, authentication
+    /// failures, expiries): one series per client and metric, so off by default.
+    #[arg(long, env = "TESSERA_METRICS_PER_CLIENT", value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) metrics_per_client: bool,
 }
 
 #[derive(Args)]
@@ -182,6 +190,9 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
     if args.external_jwks_cooldown > Duration::from_secs(3600) {
         anyhow::bail!("--external-jwks-cooldown must be at most 1h");
     }
+    if args.metrics_per_client && args.metrics_listen.is_none() {
+        anyhow::bail!("--metrics-per-client needs --metrics-listen");
+    }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let config = ServerConfig {
         listen: args.listen,
@@ -225,6 +236,8 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
             _ => None,
         },
         insecure_http: args.insecure_http,
+        metrics_listen: args.metrics_listen,
+        metrics_per_client: args.metrics_per_client,
     };
     let tls = config.tls.is_some();
     let shutdown = shutdown_signal()?;
@@ -232,6 +245,21 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    let metrics_listener = match config.metrics_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding {a} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
+    let metrics_note = match &metrics_listener {
+        Some(l) => format!(
+            " metrics=http://{}",
+            l.local_addr().context("reading the metrics address")?
+        ),
+        None => String::new(),
+    };
     let issuer = tessera_server::issuer_for(&config, &listener)?;
     if let Some(a) = args.admin_listen {
         // Admin tokens are bearer credentials for everything: never in the clear on a network.
@@ -250,7 +278,10 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let app = tessera_server::App::load(config, issuer.clone(), Clock::system()).await?;
+    let mut app = tessera_server::App::load(config, issuer.clone(), Clock::system()).await?;
+    if let Some(l) = metrics_listener {
+        app = app.with_metrics(l)?;
+    }
     // Machine-readable start line on stdout, once the server is ready (tests and scripts wait
     // for it).
     let scheme = if tls { "https" } else { "http" };
@@ -259,6 +290,7 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         let a = a.local_addr().context("reading the admin address")?;
         line.push_str(&format!(" admin={scheme}://{a}"));
     }
+    line.push_str(&metrics_note);
     println!("{line}");
     app.serve(listener, admin, shutdown).await
 }

@@ -24,6 +24,7 @@ mod interop;
 mod issuer;
 mod lifecycle;
 mod logs;
+mod metrics;
 mod negative;
 mod openapi;
 mod outage;

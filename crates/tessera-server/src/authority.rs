@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::clock::Clock;
 use crate::config::Issuer;
 use crate::keys::{KeyRing, TokenTyp};
+use crate::metrics::{AuthFailure, GrantKind};
 use crate::oauth::access_token::{AccessTokenClaims, IssuedClaims};
 use crate::oauth::assertion::{self, ClientAssertionRules, Refusal};
 use crate::oauth::client_auth::{
@@ -276,6 +277,11 @@ impl Authority {
         &self.registry
     }
 
+    /// The secret checks (their cache and the argon2id pool).
+    pub fn credentials(&self) -> &CredentialVerifier {
+        &self.credentials
+    }
+
     /// The current key ring (JWKS, signing algorithms).
     pub fn key_ring(&self) -> Arc<KeyRing> {
         self.registry.key_ring()
@@ -355,12 +361,15 @@ impl Authority {
     ) -> Result<TokenResponse, OAuthError> {
         // Before any (costly) client authentication.
         req.check_grant_type()?;
-        let (client, via) = match req.grant_type.as_deref() {
+        let (client, method, via) = match req.grant_type.as_deref() {
             Some(grant::JWT_BEARER) => {
-                let (client, trust, iss, sub) = self.federate(creds, req, origin).await?;
-                (client, Some((trust, iss, sub)))
+                let f = self.federate(creds, req, origin).await?;
+                (f.client, f.method, Some((f.trust, f.iss, f.sub)))
             }
-            _ => (self.authenticate(creds, origin).await?, None),
+            _ => {
+                let (client, method) = self.authenticate_method(creds, origin).await?;
+                (client, Some(method), None)
+            }
         };
         // Debug level, like `token_issued`: at info every exchange would write a log line, which
         // costs the endpoint about a quarter of its throughput. Refusals stay at info.
@@ -406,7 +415,14 @@ impl Authority {
                 ring.signer.sign(&json, typ).map_err(|e| e.to_string())
             });
         let access_token = match signed {
-            Ok(t) => t,
+            Ok(t) => {
+                let kind = match via {
+                    Some(_) => GrantKind::JwtBearer,
+                    None => GrantKind::ClientCredentials,
+                };
+                crate::metrics::token_issued(kind, ring.signer.alg(), method, &client.id);
+                t
+            }
             Err(e) => {
                 tracing::error!(error = %e, "signing an access token failed");
                 return Err(OAuthError::new(
@@ -655,6 +671,15 @@ impl Authority {
         creds: &Presented<'_>,
         origin: &Origin,
     ) -> Result<Arc<Client>, OAuthError> {
+        Ok(self.authenticate_method(creds, origin).await?.0)
+    }
+
+    /// [`Authority::authenticate`], also saying which method the client used.
+    async fn authenticate_method(
+        &self,
+        creds: &Presented<'_>,
+        origin: &Origin,
+    ) -> Result<(Arc<Client>, AuthMethod), OAuthError> {
         let creds = client_auth::extract_any(
             creds.authorization,
             BodyCredentials {
@@ -663,10 +688,21 @@ impl Authority {
                 client_assertion_type: creds.client_assertion_type,
                 client_assertion: creds.client_assertion,
             },
-        )?;
+        )
+        .inspect_err(|e| {
+            if e.code == ErrorCode::InvalidClient {
+                crate::metrics::auth_failed(AuthFailure::Malformed, None);
+            }
+        })?;
         match creds {
-            Credentials::Secret(c) => self.authenticate_secret(c, origin).await,
-            Credentials::Assertion(a) => self.authenticate_assertion(a, origin).await,
+            Credentials::Secret(c) => {
+                let method = c.method;
+                Ok((self.authenticate_secret(c, origin).await?, method))
+            }
+            Credentials::Assertion(a) => Ok((
+                self.authenticate_assertion(a, origin).await?,
+                AuthMethod::PrivateKeyJwt,
+            )),
         }
     }
 
@@ -684,7 +720,15 @@ impl Authority {
         let claimed = peeked
             .as_ref()
             .and_then(|c| assertion::string(c, "sub").and_then(ClientId::parse));
-        let refuse = |reason: Refusal, id: Option<&ClientId>| {
+        let now = self.clock.now();
+        // `known` is the registered client the assertion names, when it names one.
+        let refuse = |reason: Refusal, id: Option<&ClientId>, known: Option<&Client>| {
+            let failure = match known {
+                Some(c) => AuthFailure::of_client(c, now, AuthFailure::BadAssertion),
+                None if reason == Refusal::Client => AuthFailure::UnknownClient,
+                None => AuthFailure::BadAssertion,
+            };
+            crate::metrics::auth_failed(failure, known.map(|c| &c.id));
             tracing::info!(
                 target: "tessera::audit",
                 event = "client_auth_failed",
@@ -698,16 +742,15 @@ impl Authority {
             OAuthError::invalid_client()
         };
         let Some(id) = claimed else {
-            return Err(refuse(Refusal::Malformed, None));
+            return Err(refuse(Refusal::Malformed, None, None));
         };
         // openid-client also sends client_id: it must name the same client.
         if a.client_id.as_deref().is_some_and(|c| c != id.as_str()) {
-            return Err(refuse(Refusal::IssuerOrSubject, Some(&id)));
+            return Err(refuse(Refusal::IssuerOrSubject, Some(&id), None));
         }
         if self.registry.is_stale() {
             return Err(registry_unavailable());
         }
-        let now = self.clock.now();
         let client = self
             .registry
             .find_client(&id)
@@ -719,9 +762,10 @@ impl Authority {
                     let keys = keys.clone();
                     (c, keys)
                 }
-                ClientAuth::Secret => return Err(refuse(Refusal::Client, Some(&id))),
+                ClientAuth::Secret => return Err(refuse(Refusal::Client, Some(&id), Some(&c))),
             },
-            _ => return Err(refuse(Refusal::Client, Some(&id))),
+            Some(c) => return Err(refuse(Refusal::Client, Some(&id), Some(&c))),
+            None => return Err(refuse(Refusal::Client, Some(&id), None)),
         };
         let source = match keys {
             ClientKeys::Jwks(json) => KeySource::Static(json),
@@ -732,7 +776,7 @@ impl Authority {
             .await
         {
             Ok(true) => {}
-            Ok(false) => return Err(refuse(Refusal::Signature, Some(&id))),
+            Ok(false) => return Err(refuse(Refusal::Signature, Some(&id), Some(&client))),
             Err(CannotCheck(why)) => {
                 tracing::warn!(client_id = %id, why, "cannot check a client assertion");
                 return Err(OAuthError::unavailable(
@@ -742,7 +786,7 @@ impl Authority {
             }
         };
         let Some(claims) = peeked else {
-            return Err(refuse(Refusal::Malformed, Some(&id)));
+            return Err(refuse(Refusal::Malformed, Some(&id), Some(&client)));
         };
         let token_endpoint = self.issuer.endpoint("/oauth/token");
         let rules = ClientAssertionRules {
@@ -752,8 +796,8 @@ impl Authority {
                 .unwrap_or(i64::MAX),
             now,
         };
-        let accepted =
-            assertion::check_client_assertion(&claims, &rules).map_err(|r| refuse(r, Some(&id)))?;
+        let accepted = assertion::check_client_assertion(&claims, &rules)
+            .map_err(|r| refuse(r, Some(&id), Some(&client)))?;
         // Recorded before it is accepted: an assertion whose jti could not be recorded is
         // never accepted, so a replay cannot slip through a database hiccup.
         match self
@@ -763,7 +807,7 @@ impl Authority {
             .await
         {
             Ok(true) => Ok(client),
-            Ok(false) => Err(refuse(Refusal::Replayed, Some(&id))),
+            Ok(false) => Err(refuse(Refusal::Replayed, Some(&id), Some(&client))),
             Err(_) => Err(OAuthError::unavailable(
                 "cannot record the client assertion; retry shortly",
                 2,
@@ -801,20 +845,23 @@ impl Authority {
 
     /// The JWT-bearer grant (RFC 7523 §2.1): find the trusts for the external token's issuer,
     /// check its signature with that issuer's keys, and take the first trust whose audience,
-    /// times, subject and claims match. Returns the bound client, the trust's name and the
-    /// token's `iss` and `sub` (for the audit event). Client authentication is optional; when
-    /// presented it must succeed and name the trust's client.
+    /// times, subject and claims match. Returns the bound client, how the caller authenticated,
+    /// the trust's name and the token's `iss` and `sub` (for the audit event). Client
+    /// authentication is optional; when presented it must succeed and name the trust's client.
     async fn federate(
         &self,
         creds: &Presented<'_>,
         req: &TokenRequest,
         origin: &Origin,
-    ) -> Result<(Arc<Client>, String, String, String), OAuthError> {
+    ) -> Result<Federated, OAuthError> {
         // RFC 7521 §4.1: client authentication is optional here. A `client_id` alone (what a
         // public client sends) identifies the caller; anything more must authenticate. Either
         // way the trust's client must be that client.
+        let mut method = None;
         let caller: Option<ClientId> = if creds.any_authentication() {
-            Some(self.authenticate(creds, origin).await?.id.clone())
+            let (client, m) = self.authenticate_method(creds, origin).await?;
+            method = Some(m);
+            Some(client.id.clone())
         } else {
             match creds.client_id {
                 Some(id) => Some(ClientId::parse(id).ok_or_else(|| {
@@ -905,7 +952,13 @@ impl Authority {
             let sub = assertion::string(claims, "sub")
                 .unwrap_or_default()
                 .to_owned();
-            return Ok((client, trust.name.clone(), iss, sub));
+            return Ok(Federated {
+                client,
+                method,
+                trust: trust.name.clone(),
+                iss,
+                sub,
+            });
         }
         if unavailable && verified.iter().all(|(_, ok)| !ok) {
             return Err(OAuthError::unavailable(
@@ -981,7 +1034,8 @@ impl Authority {
                 "too many client authentications in progress; retry shortly",
                 1,
             )),
-            (Err(VerifyError::Throttled(wait)), _) => {
+            (Err(VerifyError::Throttled(wait)), client) => {
+                crate::metrics::auth_failed(AuthFailure::Throttled, client.as_ref().map(|c| &c.id));
                 tracing::info!(
                     target: "tessera::audit",
                     event = "client_auth_throttled",
@@ -1000,6 +1054,13 @@ impl Authority {
             }
             (_, client) => {
                 self.credentials.record_failure(&creds.client_id);
+                match &client {
+                    Some(c) => crate::metrics::auth_failed(
+                        AuthFailure::of_client(c, now, AuthFailure::BadSecret),
+                        Some(&c.id),
+                    ),
+                    None => crate::metrics::auth_failed(AuthFailure::UnknownClient, None),
+                }
                 let reason = match &client {
                     None => "unknown client",
                     Some(c) if !c.enabled => "client disabled",
@@ -1019,6 +1080,20 @@ impl Authority {
             }
         }
     }
+}
+
+/// What the JWT-bearer grant accepted.
+struct Federated {
+    /// The client the trust binds.
+    client: Arc<Client>,
+    /// How the caller authenticated, if it did.
+    method: Option<AuthMethod>,
+    /// The trust's name.
+    trust: String,
+    /// The external token's `iss`.
+    iss: String,
+    /// The external token's `sub`.
+    sub: String,
 }
 
 /// The key source of a trust, and the key `use` it takes (SPIFFE bundles: `jwt-svid`).

@@ -171,6 +171,11 @@ pub struct ServerConfig {
     /// Least time between two fetches of an external key set caused by an unknown `kid` or a
     /// failure (client `jwks_uri`s, trusted issuers).
     pub external_jwks_cooldown: Duration,
+    /// Where to serve Prometheus metrics (`GET /metrics`, a listener of its own); `None`: no
+    /// metrics at all (no recorder is installed).
+    pub metrics_listen: Option<SocketAddr>,
+    /// Also export per-client series, labelled `client_id` (one series per client and metric).
+    pub metrics_per_client: bool,
     /// Serve HTTPS with this certificate and key, re-read when they change (`None`: plain HTTP).
     pub tls: Option<TlsFiles>,
     /// Start with a plain `http://` issuer on a non-loopback address (`--insecure-http`).

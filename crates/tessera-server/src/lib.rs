@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod keys;
+pub mod metrics;
 pub mod oauth;
 pub mod quota;
 pub mod random;
@@ -86,6 +87,8 @@ pub struct App {
     store: Store,
     clock: Clock,
     tls: Option<Arc<http::Tls>>,
+    /// The metrics listener and the installed recorder (`--metrics-listen`), if any.
+    metrics: Option<(TcpListener, metrics::Exporter)>,
 }
 
 impl App {
@@ -138,7 +141,17 @@ impl App {
             store,
             clock,
             tls,
+            metrics: None,
         })
+    }
+
+    /// Serve Prometheus metrics on `listener` as well (`--metrics-listen`): installs this
+    /// process's metrics recorder (per-client series if the configuration asks for them), and
+    /// times the main router's requests.
+    pub fn with_metrics(mut self, listener: TcpListener) -> anyhow::Result<App> {
+        let exporter = metrics::Exporter::install(self.config.metrics_per_client)?;
+        self.metrics = Some((listener, exporter));
+        Ok(self)
     }
 
     /// The protocol service.
@@ -156,7 +169,12 @@ impl App {
                 timeout: self.config.body_timeout,
             },
         };
-        http::router(state)
+        let router = http::router(state);
+        // Timed only when metrics are served: otherwise the layer would be pure cost.
+        match self.metrics {
+            Some(_) => router.route_layer(http::RequestTimer),
+            None => router,
+        }
     }
 
     /// The admin API (`/admin/v1`), for the admin listener.
@@ -177,7 +195,7 @@ impl App {
     /// refreshing the registry in the background and rotating keys on the configured schedule;
     /// then drain in-flight requests.
     pub async fn serve(
-        self,
+        mut self,
         listener: TcpListener,
         admin: Option<TcpListener>,
         shutdown: impl Future<Output = ()>,
@@ -204,6 +222,36 @@ impl App {
                     self.tls.clone(),
                     stopped(),
                 )))
+            }
+            None => None,
+        };
+        let metrics_tasks = match self.metrics.take() {
+            Some((metrics_listener, exporter)) => {
+                let addr = metrics_listener
+                    .local_addr()
+                    .context("reading the metrics address")?;
+                let scrape = http::Scrape::new(
+                    exporter.clone(),
+                    self.authority.clone(),
+                    self.clock.clone(),
+                    self.config.key_rotation_interval,
+                );
+                let limits = http::ServeLimits {
+                    max_connections: 64,
+                    max_connections_per_ip: 0,
+                    max_header_bytes: 8192,
+                    header_read_timeout: Duration::from_secs(10),
+                    shutdown_grace: Duration::from_secs(1),
+                };
+                let server = http::serve(
+                    metrics_listener,
+                    http::metrics_router(Arc::new(scrape)),
+                    limits,
+                    None,
+                    std::future::pending(),
+                );
+                tracing::info!(%addr, "serving metrics at /metrics");
+                Some([exporter.spawn_upkeep(), tokio::spawn(server)])
             }
             None => None,
         };
@@ -255,6 +303,9 @@ impl App {
         }
         if let Some(r) = rotator {
             r.abort();
+        }
+        for task in metrics_tasks.into_iter().flatten() {
+            task.abort();
         }
         tracing::info!("tessera stopped");
         Ok(())

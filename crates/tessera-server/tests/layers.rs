@@ -4,7 +4,8 @@
 //! Layers, top to bottom: adapters (`http/`, `src/`, and the wiring in `lib.rs`) → services
 //! (`authority`, `admin`) → domain (`registry`, `keys::lifecycle`, `secrets::verifier`,
 //! `revocations`, `audit`) → storage (`store`) → model (`oauth`, the rest of `keys`, `secrets`'
-//! types, `clock`, `config`, `random`): the plain types and pure rules every layer shares.
+//! types, `clock`, `config`, `random`, `metrics`' names and recorder): the plain types and pure
+//! rules every layer shares.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -29,7 +30,7 @@ fn module_layer(first: &str, second: Option<&str>) -> u8 {
         ("keys", Some("lifecycle")) | ("secrets", Some("verifier")) => DOMAIN,
         ("registry" | "revocations" | "replay" | "quota" | "audit", _) => DOMAIN,
         ("store", _) => STORAGE,
-        ("oauth" | "keys" | "secrets" | "clock" | "config" | "random", _) => MODEL,
+        ("oauth" | "keys" | "secrets" | "clock" | "config" | "random" | "metrics", _) => MODEL,
         _ => ADAPTER,
     }
 }

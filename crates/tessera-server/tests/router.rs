@@ -63,6 +63,8 @@ impl Harness {
             external_jwks_cooldown: Duration::from_secs(30),
             tls: None,
             insecure_http: false,
+            metrics_listen: None,
+            metrics_per_client: false,
         };
         let app = App::load(config, Issuer::parse(ISSUER).unwrap(), clock.clone())
             .await

@@ -287,6 +287,11 @@ pub(crate) struct JwksCache {
     /// When the last fetch started, and whether it succeeded (None while in flight).
     last_attempt: Mutex<Option<(SystemTime, Option<bool>)>>,
     fetches: AtomicU64,
+    /// The `issuer` label of this cache's key series ([`crate::metrics`]); `None`: no series.
+    metrics_issuer: Option<metrics::SharedString>,
+    /// The staleness last reported, in whole seconds plus one (0: never), so a verification
+    /// sets the gauge at most once a second.
+    staleness_reported: AtomicU64,
 }
 
 /// What a lookup found.
@@ -297,14 +302,23 @@ pub(crate) enum Lookup {
 }
 
 impl JwksCache {
+    /// A cache; `metrics_issuer` names it in the key series (none for a static source, which is
+    /// never fetched).
     pub fn new(
         source: Source,
         initial: KeySet,
         policy: CachePolicy,
         key_use: Option<String>,
         clock: Arc<dyn Clock>,
+        metrics_issuer: Option<&str>,
     ) -> Arc<Self> {
+        let metrics_issuer = match source {
+            Source::Static => None,
+            Source::Remote { .. } => metrics_issuer.map(|i| Arc::<str>::from(i).into()),
+        };
         Arc::new(Self {
+            metrics_issuer,
+            staleness_reported: AtomicU64::new(0),
             source,
             policy,
             key_use,
@@ -387,6 +401,7 @@ impl JwksCache {
             return Some(set);
         }
         let now = self.clock.now();
+        self.report_staleness(&set, now);
         if !self.usable(&set, now) {
             return None;
         }
@@ -396,6 +411,23 @@ impl JwksCache {
             let _ = self.start_refresh(Why::Due);
         }
         Some(set)
+    }
+
+    /// Set the staleness gauge to the age of `set` at `now`, if it changed by a second or more.
+    fn report_staleness(&self, set: &KeySet, now: SystemTime) {
+        let (Some(issuer), Some(fetched)) = (&self.metrics_issuer, set.fetched_at) else {
+            return;
+        };
+        let age = now.duration_since(fetched).unwrap_or_default();
+        let stamp = age.as_secs().saturating_add(1);
+        // A load first: the common case (same second) writes nothing, so verifications on
+        // several cores do not bounce the cache line.
+        if self.staleness_reported.load(Ordering::Relaxed) != stamp
+            && self.staleness_reported.swap(stamp, Ordering::Relaxed) != stamp
+        {
+            metrics::gauge!(crate::metrics::KEY_STALENESS, "issuer" => issuer.clone())
+                .set(age.as_secs_f64());
+        }
     }
 
     fn usable(&self, set: &KeySet, now: SystemTime) -> bool {
@@ -446,6 +478,16 @@ impl JwksCache {
                 let this = self.clone();
                 tokio::spawn(async move {
                     let result = this.fetch_and_store().await;
+                    if let Some(issuer) = &this.metrics_issuer {
+                        let issuer = || ("issuer", issuer.clone());
+                        metrics::counter!(crate::metrics::JWKS_REFRESHES, &[issuer()]).increment(1);
+                        if result.is_err() {
+                            metrics::counter!(crate::metrics::JWKS_REFRESH_FAILURES, &[issuer()])
+                                .increment(1);
+                        }
+                        this.staleness_reported.store(0, Ordering::Relaxed);
+                        this.report_staleness(&this.current(), this.clock.now());
+                    }
                     if let Ok(mut l) = this.last_attempt.lock() {
                         if let Some((_, ok)) = l.as_mut() {
                             *ok = Some(result.is_ok());

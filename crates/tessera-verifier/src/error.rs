@@ -52,6 +52,30 @@ pub enum InvalidToken {
     UnknownApiKey,
 }
 
+impl InvalidToken {
+    /// A short fixed name (`expired`, `bad_signature`, …): the `reason` label of
+    /// [`crate::metrics::TOKENS_REJECTED`].
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::Malformed => "malformed",
+            Self::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Self::WrongType => "wrong_type",
+            Self::CriticalHeader => "critical_header",
+            Self::UnknownKey => "unknown_key",
+            Self::KeyMismatch => "key_mismatch",
+            Self::BadSignature => "bad_signature",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::MissingExpiry => "missing_expiry",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Revoked => "revoked",
+            Self::UnknownApiKey => "unknown_api_key",
+        }
+    }
+}
+
 /// The result of a failed verification.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -83,6 +107,19 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
+    /// A short fixed name for what went wrong, for metrics and logs: the [`InvalidToken`]'s
+    /// (`expired`, `bad_signature`, …), or `insufficient_scope`, `missing_role`,
+    /// `keys_unavailable`, `revocations_unavailable`. Never anything from the token.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidToken(t) => t.as_str(),
+            Self::InsufficientScope { .. } => "insufficient_scope",
+            Self::KeysUnavailable(_) => "keys_unavailable",
+            Self::MissingRole { .. } => "missing_role",
+            Self::RevocationsUnavailable => "revocations_unavailable",
+        }
+    }
+
     /// The HTTP status a resource server should answer with: 401, 403 or 503.
     pub fn status(&self) -> u16 {
         match self {

@@ -207,6 +207,7 @@ impl Keys {
             settings.policy(),
             settings.key_use.clone(),
             clock,
+            None,
         );
         Ok(Self { cache })
     }

@@ -35,6 +35,10 @@
 //!   several issuers, each with its own audience and keys.
 //! - **Static API keys**: [`ApiKeyAuthenticator`], one named, scoped key per caller tier.
 //!
+//! **Metrics**: tokens accepted and rejected (by reason), key fetches and their failures, and
+//! key staleness are counted through the [`metrics`](https://docs.rs/metrics) facade; a service
+//! exports them with any `metrics` exporter it installs (see [`mod@metrics`] for the series).
+//!
 //! For tests and air-gapped setups, [`VerifierBuilder::static_jwks`] takes the keys directly and
 //! [`VerifierBuilder::clock`] / [`VerifierBuilder::fetcher`] inject time and the HTTP fetch.
 #![deny(missing_docs)]
@@ -50,6 +54,7 @@ mod fetch;
 pub mod keys;
 #[cfg(feature = "reqwest")]
 mod managed_keys;
+pub mod metrics;
 #[cfg(feature = "reqwest")]
 mod revocation_feed;
 mod roles;

@@ -269,7 +269,15 @@ impl VerifierBuilder {
                 )
             }
         };
-        let cache = JwksCache::new(source, initial, self.policy, None, self.clock.clone());
+        // The key series carry the issuer this service trusts (its own configuration).
+        let cache = JwksCache::new(
+            source,
+            initial,
+            self.policy,
+            None,
+            self.clock.clone(),
+            Some(&self.issuer),
+        );
         Ok(Verifier {
             #[cfg(feature = "reqwest")]
             revocations: Vec::new(),
@@ -682,6 +690,7 @@ impl Verifier {
             }
             other => other,
         };
+        crate::metrics::verified(&result);
         match &result {
             Ok(at) => {
                 tracing::debug!(target: "tessera_verifier::audit", client_id = %at.client_id(), service, "token accepted")

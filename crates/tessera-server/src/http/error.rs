@@ -54,6 +54,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        crate::metrics::oauth_error(self.error.code);
         let body = tessera_proto::ErrorBody {
             error: self.error.code.as_str().into(),
             error_description: Some(wire_description(&self.error.description)),

@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod health;
 mod jwks;
+mod metrics;
 mod revocation;
 mod serve;
 mod tls;
@@ -24,6 +25,7 @@ use axum::Router;
 use crate::authority::Authority;
 
 pub use error::ApiError;
+pub use metrics::{metrics_router, RequestTimer, Scrape};
 pub use serve::{default_max_connections, serve, ServeLimits};
 pub use tls::{Reload, Tls, TlsError};
 

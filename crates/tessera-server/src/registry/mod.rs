@@ -232,7 +232,11 @@ impl Registry {
         let client = match lookup.await {
             Ok(Ok(Some(c))) => Arc::new(c),
             Ok(Ok(None)) => return Ok(None),
-            Ok(Err(_)) | Err(_) => return Err(Unavailable),
+            Ok(Err(_)) => return Err(Unavailable),
+            Err(_) => {
+                crate::metrics::database_error(crate::metrics::DbErrorKind::Timeout);
+                return Err(Unavailable);
+            }
         };
         self.apply(id, Some(client.clone()), true);
         Ok(Some(client))
@@ -254,6 +258,11 @@ impl Registry {
         self.unrefreshed_ms() > self.degraded_after_ms.load(Ordering::Relaxed)
     }
 
+    /// How long since a refresh last reached the database (the snapshot's age).
+    pub fn snapshot_age(&self) -> Duration {
+        Duration::from_millis(self.unrefreshed_ms())
+    }
+
     fn unrefreshed_ms(&self) -> u64 {
         self.elapsed_ms()
             .saturating_sub(self.last_ok_ms.load(Ordering::Relaxed))
@@ -270,6 +279,23 @@ impl Registry {
             Ok(r) => r.clone(),
             Err(p) => p.into_inner().clone(),
         }
+    }
+
+    /// The signing keys as last loaded (published, pending and retired).
+    pub fn stored_keys(&self) -> Arc<Vec<StoredKey>> {
+        self.stored_keys
+            .read()
+            .map(|k| k.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every client in memory, copied out (the `Arc`s, not the clients) so that the lock is
+    /// held only for the copy: for the metrics' expiry gauges, at scrape time.
+    pub fn clients_snapshot(&self) -> Vec<Arc<Client>> {
+        self.clients
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The union of the enabled clients' scopes (discovery's `scopes_supported`).
@@ -453,10 +479,13 @@ impl Registry {
                         true
                     }
                     Ok(Err(e)) => {
+                        crate::metrics::registry_refresh_failed();
                         tracing::warn!(error = %e, "registry refresh failed; serving the last good state");
                         false
                     }
                     Err(_) => {
+                        crate::metrics::registry_refresh_failed();
+                        crate::metrics::database_error(crate::metrics::DbErrorKind::Timeout);
                         tracing::warn!("registry refresh timed out; serving the last good state");
                         false
                     }

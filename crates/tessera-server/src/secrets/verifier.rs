@@ -102,6 +102,8 @@ pub struct CredentialVerifier {
     failures: std::sync::Mutex<HashMap<ClientId, (u32, std::time::Instant)>>,
     /// Checks refused by the failure budget.
     throttled: AtomicU64,
+    /// Checks refused because the argon2id queue was full.
+    busy: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -130,6 +132,7 @@ impl CredentialVerifier {
             workers: Workers::new(limits.max_concurrent.max(1)),
             failures: std::sync::Mutex::new(HashMap::new()),
             throttled: AtomicU64::new(0),
+            busy: AtomicU64::new(0),
         }
     }
 
@@ -147,6 +150,20 @@ impl CredentialVerifier {
     /// How many checks the failure budget refused (for tests and metrics).
     pub fn throttled_checks(&self) -> u64 {
         self.throttled.load(Ordering::Relaxed)
+    }
+
+    /// How many checks were refused because the argon2id queue was full (for metrics).
+    pub fn busy_checks(&self) -> u64 {
+        self.busy.load(Ordering::Relaxed)
+    }
+
+    /// argon2id checks `(running, waiting for a worker)` now (for metrics).
+    pub fn in_flight(&self) -> (usize, usize) {
+        let workers = self.limits.max_concurrent.max(1);
+        let running = workers.saturating_sub(self.permits.available_permits());
+        // `waiting` counts every check from its arrival to its end, the running ones included.
+        let queued = self.waiting.load(Ordering::Relaxed).saturating_sub(running);
+        (running, queued)
     }
 
     /// `Err(seconds left)` when `client_id` has used up its failure budget.
@@ -308,6 +325,7 @@ impl CredentialVerifier {
         let waiting = self.waiting.fetch_add(1, Ordering::AcqRel);
         let _guard = WaitGuard(&self.waiting);
         if waiting >= self.limits.max_concurrent + self.limits.max_waiting {
+            self.busy.fetch_add(1, Ordering::Relaxed);
             return Err(VerifyError::Busy);
         }
         let permit = self

@@ -43,12 +43,19 @@ pub enum StoreError {
 }
 
 impl From<sqlx::Error> for StoreError {
+    /// Every database error passes here, so this is where they are counted
+    /// ([`crate::metrics::DATABASE_ERRORS`]).
     fn from(e: sqlx::Error) -> Self {
+        use crate::metrics::{database_error, DbErrorKind};
         match e {
             sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                database_error(DbErrorKind::Unavailable);
                 Self::Unavailable(e.to_string())
             }
-            other => Self::Other(other.to_string()),
+            other => {
+                database_error(DbErrorKind::Query);
+                Self::Other(other.to_string())
+            }
         }
     }
 }
@@ -212,7 +219,10 @@ impl Store {
     pub async fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
         match tokio::time::timeout(timeout, async { dispatch!(self, s => s.ping().await) }).await {
             Ok(r) => r,
-            Err(_) => Err(StoreError::Unavailable("ping timed out".into())),
+            Err(_) => {
+                crate::metrics::database_error(crate::metrics::DbErrorKind::Timeout);
+                Err(StoreError::Unavailable("ping timed out".into()))
+            }
         }
     }
 
