@@ -6,6 +6,8 @@
 #
 #   benches/metrics.sh [BIN, default target/release/tessera] [rounds, default 8] [seconds, default 8]
 #   SCRAPE=5 (seconds between scrapes)
+#   CONTROL=1 also runs a second server without metrics (the control): its ratio to the first
+#   shows how far two identical servers differ in this run, the noise the on/off ratio carries.
 #
 # Each round measures off then on (on first in even rounds): ES256, SQLite, client_secret_basic
 # with the credential cached, `wrk -t2 -c64`. Prints each pair with its throughput ratio and each
@@ -64,19 +66,36 @@ rps_on() { # the on server, scraped every SCRAPE seconds while wrk runs
     kill "$scraper"; wait "$scraper" 2>/dev/null || true
 }
 
-RATIOS=(); OFF_CPU=(); ON_CPU=()
+if [ "${CONTROL:-0}" = 1 ]; then
+    server ctl; CTL_ADDR=$SADDR; CTL_AUTH=$SAUTH; CTL_PID=$SPID
+    ORDERS=("off on ctl" "on ctl off" "ctl off on")
+else
+    ORDERS=("off on" "on off")
+fi
+
+RATIOS=(); CTL_RATIOS=(); OFF_CPU=(); ON_CPU=(); CTL_CPU=()
 for r in $(seq 1 "$ROUNDS"); do
-    if [ $((r % 2)) -eq 1 ]; then
-        read -r off offc < <(rps "$OFF_PID" "http://$OFF_ADDR/oauth/token" "$OFF_AUTH" "$BODY")
-        read -r on onc < <(rps_on)
-    else
-        read -r on onc < <(rps_on)
-        read -r off offc < <(rps "$OFF_PID" "http://$OFF_ADDR/oauth/token" "$OFF_AUTH" "$BODY")
-    fi
+    # Each server takes each position in turn, so drift within a round hits all alike.
+    for which in ${ORDERS[$((r % ${#ORDERS[@]}))]}; do
+        case $which in
+            off) read -r off offc < <(rps "$OFF_PID" "http://$OFF_ADDR/oauth/token" "$OFF_AUTH" "$BODY") ;;
+            on) read -r on onc < <(rps_on) ;;
+            ctl) read -r ctl ctlc < <(rps "$CTL_PID" "http://$CTL_ADDR/oauth/token" "$CTL_AUTH" "$BODY") ;;
+        esac
+    done
     ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.1f", 100 * a / b }')
     RATIOS+=("$ratio"); OFF_CPU+=("$offc"); ON_CPU+=("$onc")
-    echo "round $r: off $off req/s ($offc us CPU/req), on $on req/s ($onc us CPU/req): on/off $ratio %"
+    line="round $r: off $off req/s ($offc us CPU/req), on $on req/s ($onc us CPU/req): on/off $ratio %"
+    if [ "${CONTROL:-0}" = 1 ]; then
+        cratio=$(awk -v a="$ctl" -v b="$off" 'BEGIN { printf "%.1f", 100 * a / b }')
+        CTL_RATIOS+=("$cratio"); CTL_CPU+=("$ctlc")
+        line="$line; control $ctl req/s ($ctlc us CPU/req): control/off $cratio %"
+    fi
+    echo "$line"
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo "median on/off: $(median "${RATIOS[@]}") %; median CPU per request: off $(median "${OFF_CPU[@]}") us, on $(median "${ON_CPU[@]}") us ($ROUNDS rounds of ${SECS}s, scrape every ${SCRAPE}s, $(nproc) cores, $(date -u +%Y-%m-%d))"
+if [ "${CONTROL:-0}" = 1 ]; then
+    echo "median control/off: $(median "${CTL_RATIOS[@]}") %; median CPU per request of the control: $(median "${CTL_CPU[@]}") us"
+fi
 curl -sf "$METRICS/metrics" | grep -E '^tessera_(tokens_issued_total|http_request_duration_seconds_count)' || true
