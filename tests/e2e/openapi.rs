@@ -1011,7 +1011,7 @@ async fn admin_api(w: &mut Walk<'_>, svc: &TestClient, admin: &str, read: &str) 
     w.call(
         w.admin(Method::POST, "/trusts", a)
             .json(&trust_body("ci", &id)),
-        400,
+        409,
     )
     .await;
     w.call(
@@ -1074,7 +1074,7 @@ async fn admin_api(w: &mut Walk<'_>, svc: &TestClient, admin: &str, read: &str) 
     .await;
     w.call(
         w.admin(Method::DELETE, &format!("/api-keys/{key_id}"), a),
-        400,
+        409,
     )
     .await;
     w.call(w.admin(Method::DELETE, "/api-keys/ak_nosuch", a), 404)

@@ -140,7 +140,7 @@ impl Admin {
             now,
         );
         if !self.store.revoke_api_key(&view.id, now, &audit).await? {
-            return Err(AdminError::Invalid(format!(
+            return Err(AdminError::Conflict(format!(
                 "API key '{id_or_name}' is already revoked"
             )));
         }

@@ -221,6 +221,9 @@ pub enum AdminError {
     /// A signing-key operation failed.
     #[error(transparent)]
     Keys(#[from] LifecycleError),
+    /// The change conflicts with the current state (a name taken, a key revoked already).
+    #[error("{0}")]
+    Conflict(String),
     /// The client changed since the version the change was made against (`If-Match`).
     #[error("client '{0}' changed since the version given; read it again and retry")]
     Stale(String),
@@ -427,17 +430,6 @@ impl Admin {
         announce(&audit);
         let view = self.show_client(new.id.as_str()).await?;
         Ok((view, secret))
-    }
-
-    /// Every client.
-    pub async fn list_clients(&self) -> Result<Vec<ClientView>, AdminError> {
-        Ok(self
-            .store
-            .load_clients()
-            .await?
-            .iter()
-            .map(ClientView::from)
-            .collect())
     }
 
     /// One page of clients in id order: up to `limit` (1..=10,000) after the id `after`.

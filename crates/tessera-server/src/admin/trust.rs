@@ -198,7 +198,9 @@ impl Admin {
             .iter()
             .any(|t| t.name == name)
         {
-            return Err(invalid(format!("a trust named '{name}' exists already")));
+            return Err(AdminError::Conflict(format!(
+                "a trust named '{name}' exists already"
+            )));
         }
         let trust = Trust {
             id: format!("tt_{}", crate::random::base64url(12)),

@@ -164,6 +164,10 @@ impl IntoResponse for Problem {
         if let Some(c) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             h.insert(header::WWW_AUTHENTICATE, c);
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // RFC 9110 §10.2.3: when to retry (the token endpoint's 503s say the same).
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        }
         r
     }
 }
@@ -175,7 +179,7 @@ impl From<AdminError> for Problem {
             AdminError::NotFound(_) | AdminError::Missing(_) => {
                 Self::new(StatusCode::NOT_FOUND, e.to_string())
             }
-            AdminError::Keys(LifecycleError::AlreadyPending(_)) => {
+            AdminError::Keys(LifecycleError::AlreadyPending(_)) | AdminError::Conflict(_) => {
                 Self::new(StatusCode::CONFLICT, e.to_string())
             }
             AdminError::Stale(_) => Self::new(StatusCode::PRECONDITION_FAILED, e.to_string()),
@@ -436,6 +440,14 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
 }
 
 /// A 200/201 JSON answer that is never cached (it may hold a secret).
+/// `r` with `Location: location` (RFC 9110 §10.2.2: where a created resource is).
+fn with_location(mut r: Response, location: &str) -> Response {
+    if let Ok(loc) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, loc);
+    }
+    r
+}
+
 fn ok_json(status: StatusCode, v: Value) -> Response {
     let mut r = (status, axum::Json(v)).into_response();
     r.headers_mut()
@@ -532,11 +544,8 @@ async fn create_client(
     if let Some(secret) = &secret {
         v["client_secret"] = Value::from(secret.expose());
     }
-    let mut r = client_response(&s, StatusCode::CREATED, v, &id).await;
-    if let Ok(loc) = HeaderValue::from_str(&format!("/admin/v1/clients/{id}")) {
-        r.headers_mut().insert(header::LOCATION, loc);
-    }
-    Ok(r)
+    let r = client_response(&s, StatusCode::CREATED, v, &id).await;
+    Ok(with_location(r, &format!("/admin/v1/clients/{id}")))
 }
 
 async fn show_client(
@@ -806,7 +815,11 @@ async fn add_trust(
         client: b.client_id,
     };
     let view = s.admin.add_trust(&by, input).await?;
-    Ok(ok_json(StatusCode::CREATED, to_value(&view)))
+    let location = format!("/admin/v1/trusts/{}", view.id);
+    Ok(with_location(
+        ok_json(StatusCode::CREATED, to_value(&view)),
+        &location,
+    ))
 }
 
 async fn show_trust(
@@ -870,9 +883,10 @@ async fn create_api_key(
         claims: b.claims,
     };
     let (view, key) = s.admin.create_api_key(&by, input).await?;
+    let location = format!("/admin/v1/api-keys/{}", view.id);
     let mut v = to_value(&view);
     v["api_key"] = Value::from(key.expose());
-    Ok(ok_json(StatusCode::CREATED, v))
+    Ok(with_location(ok_json(StatusCode::CREATED, v), &location))
 }
 
 async fn show_api_key(
@@ -931,4 +945,30 @@ async fn list_audit(
         StatusCode::OK,
         json!({"events": to_value(&events)}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_carry_the_status_and_retry_after_on_503() {
+        let unavailable = AdminError::Store(crate::store::StoreError::Unavailable("down".into()));
+        let r = Problem::from(unavailable).into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(
+            r.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+
+        let taken = AdminError::Conflict("a trust named 'ci' exists already".into());
+        let r = Problem::from(taken).into_response();
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        assert!(r.headers().get(header::RETRY_AFTER).is_none());
+
+        let bad = Problem::from(AdminError::Invalid("no".into())).into_response();
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        assert!(bad.headers().get(header::RETRY_AFTER).is_none());
+    }
 }
