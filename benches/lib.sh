@@ -7,7 +7,7 @@ start_server() {
     "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PID=$!
     PIDS+=("$PID")
-    for _ in $(seq 1 200); do
+    for _ in $(seq 1 1200); do
         ADDR=$(grep -oE 'listening on https?://[0-9.:]+' "$WORK/$name.out" | head -n1 | sed -E 's#listening on https?://##' || true)
         [ -n "$ADDR" ] && return 0
         sleep 0.05

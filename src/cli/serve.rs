@@ -85,6 +85,11 @@ pub(crate) struct ServeArgs {
     /// not yet verified get 503 meanwhile; past this bound, everything does.
     #[arg(long, env = "TESSERA_MAX_STALE", default_value = "60s", value_parser = humantime::parse_duration)]
     pub(crate) max_stale: Duration,
+    /// Most clients held in memory (about 620 bytes each). A registry up to this size is held
+    /// whole; a larger one in part: the first this many at start, then those that call, the
+    /// others read from the database when they call (and kept, evicting clients unused since).
+    #[arg(long, env = "TESSERA_CLIENT_CACHE", default_value_t = tessera_server::registry::DEFAULT_CLIENT_CACHE as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) client_cache: u64,
     /// argon2id checks run at once (default: the number of cores less one, at least 1, so a
     /// flood of new or wrong secrets always leaves a core to callers whose secret is cached).
     #[arg(long, env = "TESSERA_ARGON2_WORKERS")]
@@ -227,6 +232,7 @@ pub(crate) async fn run(db: &DbArgs, args: ServeArgs) -> anyhow::Result<()> {
         shutdown_grace: Duration::from_secs(30),
         key_rotation_interval: args.key_rotation_interval.filter(|d| !d.is_zero()),
         max_stale: args.max_stale,
+        client_cache: usize::try_from(args.client_cache).unwrap_or(usize::MAX),
         default_max_tokens_per_minute: (args.max_tokens_per_minute > 0)
             .then_some(args.max_tokens_per_minute),
         max_assertion_lifetime: args.max_assertion_lifetime,

@@ -51,6 +51,52 @@ both_backends! {
         assert_eq!(seen.len(), 11);
     }
 
+    async fn client_cache_smaller_than_registry(env) {
+        // `--client-cache 4` with 12 clients: the server holds 4 at start, reads the others
+        // when they call and evicts to make room; every client works, a change to one not in
+        // memory is seen at its next call, a deleted one is refused, and discovery's
+        // `scopes_supported` (read from the database now) still covers every enabled client.
+        let mut clients = Vec::new();
+        for i in 0..12 {
+            clients.push(env.create_client(&["--name", &format!("c{i}"), "--scope", &format!("s{i}")]));
+        }
+        let server = env.start(&["--client-cache", "4"]);
+        // (The log is read as the process writes it: poll.)
+        let logged = eventually(Duration::from_secs(5), || async { server.count_logs("more clients than --client-cache") == 1 }).await;
+        assert!(logged, "{}", server.logs());
+        let form = "grant_type=client_credentials";
+        for round in 0..2 {
+            for (i, c) in clients.iter().enumerate() {
+                assert_eq!(token_basic(&server, c, form).await.status(), 200, "round {round}, client {i}");
+            }
+        }
+        // The last ones to call are in memory, the first ones most likely not: both kinds change.
+        for i in [0, 11] {
+            assert!(env.cli(&["client", "update", &clients[i].id, "--scope", &format!("fresh{i}")]).status.success());
+            let fresh = format!("grant_type=client_credentials&scope=fresh{i}");
+            assert!(status_becomes(&server, &clients[i], &fresh, 200, Duration::from_secs(5)).await, "client {i}");
+            let old = format!("grant_type=client_credentials&scope=s{i}");
+            assert_eq!(token_basic(&server, &clients[i], &old).await.status(), 400, "client {i}");
+        }
+        for i in [1, 10] {
+            assert!(env.cli(&["client", "delete", &clients[i].id]).status.success());
+            assert!(status_becomes(&server, &clients[i], form, 401, Duration::from_secs(5)).await, "client {i}");
+        }
+        assert!(env.cli(&["client", "disable", &clients[2].id]).status.success());
+        assert!(status_becomes(&server, &clients[2], form, 401, Duration::from_secs(5)).await);
+        let meta: Value = get_json(&server, "/.well-known/oauth-authorization-server").await;
+        let mut scopes: Vec<&str> = meta["scopes_supported"].as_array().unwrap().iter().filter_map(|s| s.as_str()).collect();
+        scopes.sort_unstable();
+        assert_eq!(scopes, ["fresh0", "fresh11", "s3", "s4", "s5", "s6", "s7", "s8", "s9"]);
+        // A wrong secret for a client not in memory is still refused, a new one still unknown.
+        let wrong = TestClient { id: clients[5].id.clone(), secret: "wrong".into() };
+        assert_eq!(token_basic(&server, &wrong, form).await.status(), 401);
+        let stranger = TestClient { id: "tc_nobody_registered_this".into(), secret: "x".into() };
+        assert_eq!(token_basic(&server, &stranger, form).await.status(), 401);
+        let late = env.create_client(&["--name", "late", "--scope", "s2s:internal"]);
+        assert_eq!(token_basic(&server, &late, form).await.status(), 200);
+    }
+
     async fn failure_budget(env) {
         let server = env.start(&["--auth-failure-budget", "3", "--auth-failure-window", "2s"]);
         let c = env.create_client(&["--name", "target", "--scope", "a"]);

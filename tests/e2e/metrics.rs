@@ -342,6 +342,43 @@ async fn per_client_series_are_opt_in(env) {
     assert!(!m.text.contains("tc_nobody_registered_me"));
     assert!(!m.text.contains("not-the-secret-51c2"));
 }
+
+/// With more clients than `--client-cache`, the expiry gauges come from the database (not from
+/// the clients in memory), so a client that has not called since start is still counted; the
+/// registry gauges say how many clients are held and how many were evicted.
+async fn expiry_gauges_beyond_the_client_cache(env) {
+    let now = unix_now();
+    // The cache holds 2 of 8 clients, and these two never call.
+    env.create_client(&[
+        "--name", "leaving", "--scope", "s2s:internal",
+        "--expires-at", &(now + 3 * 86_400).to_string(),
+    ]);
+    let rotating = env.create_client(&["--name", "rotating", "--scope", "s2s:internal"]);
+    let out = env.cli(&[
+        "client", "rotate-secret", &rotating.id, "--grace", "0s",
+        "--expires-at", &(now + 12 * 3_600).to_string(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut callers = Vec::new();
+    for i in 0..6 {
+        callers.push(env.create_client(&["--name", &format!("caller{i}"), "--scope", "s2s:internal"]));
+    }
+    let server = env.start(&["--metrics-listen", "127.0.0.1:0", "--client-cache", "2", "--metrics-per-client"]);
+    for c in &callers {
+        assert_eq!(token_basic(&server, c, "grant_type=client_credentials").await.status(), 200);
+    }
+    let m = scrape(&server).await;
+    assert_eq!(m.get(EXPIRING, &[("kind", "secret"), ("within", "1d")]), Some(1.0));
+    assert_eq!(m.get(EXPIRING, &[("kind", "client"), ("within", "7d")]), Some(1.0));
+    assert_eq!(m.get(EXPIRING, &[("kind", "client"), ("within", "1d")]), Some(0.0));
+    let soonest = m.value(SOONEST, &[("kind", "secret")]);
+    assert!((12.0 * 3_600.0 - 120.0..=12.0 * 3_600.0).contains(&soonest), "{soonest}");
+    let per_client = [("client_id", rotating.id.as_str()), ("kind", "secret")];
+    let left = m.value("tessera_per_client_expiry_seconds", &per_client);
+    assert!((12.0 * 3_600.0 - 120.0..=12.0 * 3_600.0).contains(&left), "{left}");
+    assert!(m.value("tessera_registry_clients", &[]) <= 2.0);
+    assert!(m.value("tessera_registry_evicted_total", &[]) >= 4.0);
+}
 }
 
 e2e_test! {

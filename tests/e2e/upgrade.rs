@@ -10,9 +10,10 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-/// A fixture set: `v1` (schema 0004, written by an earlier main) and `v2` (schema 0008, written
-/// by the previous landed main, with a `private_key_jwt` client, a trust, an API key and a
-/// client with custom claims and a quota).
+/// A fixture set: `v1` (schema 0004, written by an earlier main), `v2` (schema 0008, with a
+/// `private_key_jwt` client, a trust, an API key and a client with custom claims and a quota)
+/// and `v3` (schema 0009, the same, written by the previous landed main, which prints times as
+/// RFC 3339).
 fn fixtures(version: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -306,9 +307,20 @@ async fn previous_data_keeps_working(env: &TestEnv, expected: &Value, dir: &Path
     )
     .await;
     assert_eq!(claims["scope"], "reports:read");
-    // Both secrets of the rotated client: the old one is in its (ten-year) grace period.
+    // Both secrets of the rotated client: the old one is in its grace period (ten years in
+    // v1/v2; 89 days in v3, made by a version that allows at most 90: once that has passed,
+    // the old secret is refused, as its recorded end says).
+    let grace_end = rotated["old_secret_expires_at"].as_i64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     for which in ["old_secret", "new_secret"] {
         let c = fixture_client(expected, "rotated", which);
+        if which == "old_secret" && now >= grace_end {
+            refused(&server, &c, "old secret past its grace").await;
+            continue;
+        }
         token_for(
             &server,
             &c,
@@ -686,6 +698,18 @@ mod previous_version_database_keeps_working {
     e2e_test! {
     postgres async fn postgres_v2() {
         postgres_fixture("v2").await;
+    }
+    }
+
+    e2e_test! {
+    async fn sqlite_v3() {
+        sqlite_fixture("v3").await;
+    }
+    }
+
+    e2e_test! {
+    postgres async fn postgres_v3() {
+        postgres_fixture("v3").await;
     }
     }
 }

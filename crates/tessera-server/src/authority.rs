@@ -288,7 +288,8 @@ impl Authority {
     }
 
     /// The RFC 8414 metadata document, as of the current clients and keys.
-    pub fn metadata(&self) -> Metadata {
+    pub async fn metadata(&self) -> Metadata {
+        let scopes = self.registry.scopes_supported().await;
         let ring = self.registry.key_ring();
         let endpoint = |path: &str| Some(self.issuer.endpoint(path));
         // The methods every authenticated endpoint takes.
@@ -324,12 +325,7 @@ impl Authority {
             token_endpoint_auth_methods_supported: auth_methods(),
             // No authorization endpoint: this server issues tokens to machines only.
             response_types_supported: Vec::new(),
-            scopes_supported: self
-                .registry
-                .scopes_supported()
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            scopes_supported: scopes.iter().map(|s| s.to_string()).collect(),
             access_token_signing_alg_values_supported: ring
                 .algs
                 .iter()

@@ -164,6 +164,9 @@ pub struct ServerConfig {
     /// How long a replica keeps serving known clients from its snapshot while the database is
     /// unreachable.
     pub max_stale: Duration,
+    /// Most clients held in memory; a larger registry is held in part, the others read from
+    /// the database when they call (`--client-cache`).
+    pub client_cache: usize,
     /// Tokens per minute for clients without their own quota (`None`: no limit).
     pub default_max_tokens_per_minute: Option<u32>,
     /// Longest `exp - iat` of a `private_key_jwt` client assertion.

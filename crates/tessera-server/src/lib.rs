@@ -110,6 +110,7 @@ impl App {
             config.signing_alg,
             clock.clone(),
             credentials.clone(),
+            config.client_cache,
         )
         .await
         .context("loading clients and signing keys")?;

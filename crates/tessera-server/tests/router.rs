@@ -59,6 +59,7 @@ impl Harness {
             key_rotation_interval: None,
             default_max_tokens_per_minute: None,
             max_stale: Duration::from_secs(60),
+            client_cache: tessera_server::registry::DEFAULT_CLIENT_CACHE,
             max_assertion_lifetime: Duration::from_secs(3600),
             external_jwks_cooldown: Duration::from_secs(30),
             tls: None,

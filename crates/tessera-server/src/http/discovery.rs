@@ -12,7 +12,7 @@ pub(super) async fn metadata(State(app): State<AppState>) -> Response {
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=300"),
         )],
-        axum::Json(app.authority.metadata()),
+        axum::Json(app.authority.metadata().await),
     )
         .into_response()
 }

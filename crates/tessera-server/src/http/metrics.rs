@@ -20,7 +20,8 @@ use crate::keys::active_key;
 use crate::metrics::{
     expiry, per_client, route_histogram, ExpiryKind, Exporter, ARGON2_CHECKS, ARGON2_QUEUED,
     ARGON2_REFUSED, ARGON2_RUNNING, CREDENTIALS_EXPIRING, CREDENTIALS_SOONEST_EXPIRY,
-    KEY_ROTATION_DUE_IN, PER_CLIENT_EXPIRY, REGISTRY_SNAPSHOT_AGE, SIGNING_KEY_RETIRES_IN,
+    KEY_ROTATION_DUE_IN, PER_CLIENT_EXPIRY, REGISTRY_CLIENTS, REGISTRY_SNAPSHOT_AGE,
+    SIGNING_KEY_RETIRES_IN,
 };
 
 /// The metrics listener's router: `GET /metrics` in the Prometheus text format (0.0.4),
@@ -34,9 +35,21 @@ pub fn metrics_router(scrape: Arc<Scrape>) -> Router {
 }
 
 async fn render(State(scrape): State<Arc<Scrape>>) -> Response {
+    // The expiry gauges need every client: walked in memory when the registry is held whole,
+    // read from the database (indexed on the expiring rows) when it is not.
+    let now = scrape.clock.now();
+    let registry = scrape.authority.registry();
+    let expiries = if registry.is_complete() {
+        Expiries::InMemory
+    } else {
+        match registry.credential_expiries(now).await {
+            Ok((clients, secrets)) => Expiries::Read { clients, secrets },
+            Err(_) => Expiries::Unknown,
+        }
+    };
     // A scrape walks the registry for the expiry gauges (100k clients: milliseconds): on the
     // blocking pool, not on a worker that serves token requests.
-    match tokio::task::spawn_blocking(move || scrape.render()).await {
+    match tokio::task::spawn_blocking(move || scrape.render_at(now, expiries)).await {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,
@@ -47,6 +60,21 @@ async fn render(State(scrape): State<Arc<Scrape>>) -> Response {
             .into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
+}
+
+/// Where a scrape takes the expiring credentials from.
+pub enum Expiries {
+    /// The registry in memory, which holds every client.
+    InMemory,
+    /// As read from the database: (client, end) for clients and for secrets.
+    Read {
+        /// Expiring clients.
+        clients: Vec<(crate::oauth::ClientId, i64)>,
+        /// Clients whose usable secrets all expire, with the last end.
+        secrets: Vec<(crate::oauth::ClientId, i64)>,
+    },
+    /// The database could not be read: the expiry gauges keep their last values.
+    Unknown,
 }
 
 /// A scrape: the gauges derived from the services' state are set, then the recorder rendered.
@@ -76,10 +104,36 @@ impl Scrape {
 
     /// The Prometheus text exposition of every series, state gauges as of now.
     pub fn render(&self) -> String {
-        let now = self.clock.now();
+        self.render_at(self.clock.now(), Expiries::InMemory)
+    }
+
+    /// [`Scrape::render`] at `now`, with the expiring credentials from `expiries`.
+    pub fn render_at(&self, now: i64, expiries: Expiries) -> String {
         self.observe_services();
         self.observe_keys(now);
-        self.observe_expiries(now);
+        match expiries {
+            Expiries::InMemory => {
+                let clients = self.authority.registry().clients_snapshot();
+                let each = clients.iter().flat_map(|c| {
+                    [ExpiryKind::Client, ExpiryKind::Secret]
+                        .into_iter()
+                        .filter_map(move |k| expiry(c, k, now).map(|at| (c.id.as_str(), k, at)))
+                });
+                observe_expiries(each, now);
+            }
+            Expiries::Read { clients, secrets } => {
+                let each = clients
+                    .iter()
+                    .map(|(id, at)| (id.as_str(), ExpiryKind::Client, *at))
+                    .chain(
+                        secrets
+                            .iter()
+                            .map(|(id, at)| (id.as_str(), ExpiryKind::Secret, *at)),
+                    );
+                observe_expiries(each, now);
+            }
+            Expiries::Unknown => {}
+        }
         crate::metrics::process::observe();
         self.exporter.render()
     }
@@ -87,6 +141,7 @@ impl Scrape {
     fn observe_services(&self) {
         let registry = self.authority.registry();
         metrics::gauge!(REGISTRY_SNAPSHOT_AGE).set(registry.snapshot_age().as_secs_f64());
+        metrics::gauge!(REGISTRY_CLIENTS).set(registry.cached_clients() as f64);
         let credentials = self.authority.credentials();
         let (running, queued) = credentials.in_flight();
         metrics::gauge!(ARGON2_RUNNING).set(running as f64);
@@ -118,38 +173,31 @@ impl Scrape {
             }
         }
     }
+}
 
-    fn observe_expiries(&self, now: i64) {
-        let per_client = per_client();
-        let mut summary = [ExpirySummary::default(), ExpirySummary::default()];
-        for client in self.authority.registry().clients_snapshot() {
-            for (i, kind) in [ExpiryKind::Client, ExpiryKind::Secret]
-                .into_iter()
-                .enumerate()
-            {
-                let Some(at) = expiry(&client, kind, now) else {
-                    continue;
-                };
-                let left = at - now;
-                summary[i].add(left);
-                if per_client {
-                    metrics::gauge!(PER_CLIENT_EXPIRY,
-                        "client_id" => client.id.as_str().to_owned(),
-                        "kind" => kind.as_str())
-                    .set(left as f64);
-                }
-            }
+/// Set the expiry gauges from every expiring credential: (client id, kind, end).
+fn observe_expiries<'a>(each: impl Iterator<Item = (&'a str, ExpiryKind, i64)>, now: i64) {
+    let per_client = per_client();
+    let mut summary = [ExpirySummary::default(), ExpirySummary::default()];
+    for (id, kind, at) in each {
+        let left = at - now;
+        summary[kind as usize].add(left);
+        if per_client {
+            metrics::gauge!(PER_CLIENT_EXPIRY,
+                "client_id" => id.to_owned(),
+                "kind" => kind.as_str())
+            .set(left as f64);
         }
-        for (s, kind) in summary.iter().zip([ExpiryKind::Client, ExpiryKind::Secret]) {
-            if let Some(soonest) = s.soonest {
-                metrics::gauge!(CREDENTIALS_SOONEST_EXPIRY, "kind" => kind.as_str())
-                    .set(soonest as f64);
-            }
-            metrics::gauge!(CREDENTIALS_EXPIRING, "kind" => kind.as_str(), "within" => "1d")
-                .set(s.within_day as f64);
-            metrics::gauge!(CREDENTIALS_EXPIRING, "kind" => kind.as_str(), "within" => "7d")
-                .set(s.within_week as f64);
+    }
+    for (s, kind) in summary.iter().zip([ExpiryKind::Client, ExpiryKind::Secret]) {
+        if let Some(soonest) = s.soonest {
+            metrics::gauge!(CREDENTIALS_SOONEST_EXPIRY, "kind" => kind.as_str())
+                .set(soonest as f64);
         }
+        metrics::gauge!(CREDENTIALS_EXPIRING, "kind" => kind.as_str(), "within" => "1d")
+            .set(s.within_day as f64);
+        metrics::gauge!(CREDENTIALS_EXPIRING, "kind" => kind.as_str(), "within" => "7d")
+            .set(s.within_week as f64);
     }
 }
 

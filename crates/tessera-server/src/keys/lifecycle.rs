@@ -100,14 +100,7 @@ pub async fn rotate(
     let current = store.load_keys().await?;
     let after_current = active_key(&current, now).map_or(i64::MIN, |k| k.activates_at + 1);
     let activates_at = (now + timing.publish_ahead.max(0)).max(after_current);
-    let longest = store
-        .load_clients()
-        .await?
-        .iter()
-        .map(|c| i64::from(c.token_ttl))
-        .max()
-        .unwrap_or(300)
-        .max(300);
+    let longest = store.longest_token_ttl().await?.unwrap_or(300).max(300);
     let retire_at = activates_at + longest + VERIFIER_LEEWAY_SECS;
     let key = new_sealed_key(alg, master, now, activates_at)?;
     let action = if *by == Actor::Server {

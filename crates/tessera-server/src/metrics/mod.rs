@@ -74,6 +74,14 @@ pub const REGISTRY_SNAPSHOT_AGE: &str = "tessera_registry_snapshot_age_seconds";
 /// Counter: registry refreshes that failed or timed out (the server kept its last good state).
 pub const REGISTRY_REFRESH_FAILURES: &str = "tessera_registry_refresh_failures_total";
 
+/// Gauge: clients held in memory (at most `--client-cache`; below the registry's size when it
+/// is larger, see `tessera_registry_evicted_total`).
+pub const REGISTRY_CLIENTS: &str = "tessera_registry_clients";
+
+/// Counter: clients removed from memory to make room (`--client-cache` reached); they are read
+/// from the database again when they call.
+pub const REGISTRY_EVICTED: &str = "tessera_registry_evicted_total";
+
 /// Counter: database errors. Label: `kind`, one of [`DbErrorKind`].
 pub const DATABASE_ERRORS: &str = "tessera_database_errors_total";
 
@@ -391,6 +399,7 @@ impl Exporter {
             metrics::counter!(ARGON2_REFUSED, "reason" => reason).absolute(0);
         }
         metrics::counter!(REGISTRY_REFRESH_FAILURES).absolute(0);
+        metrics::counter!(REGISTRY_EVICTED).absolute(0);
         let exporter = Exporter { handle };
         let _ = EXPORTER.set(exporter.clone());
         Ok(exporter)
@@ -450,6 +459,11 @@ fn describe() {
     describe_counter!(
         REGISTRY_REFRESH_FAILURES,
         "Registry refreshes that failed or timed out."
+    );
+    describe_gauge!(REGISTRY_CLIENTS, "Clients held in memory.");
+    describe_counter!(
+        REGISTRY_EVICTED,
+        "Clients removed from memory to make room (--client-cache reached)."
     );
     describe_counter!(DATABASE_ERRORS, "Database errors, by kind.");
     describe_gauge!(
@@ -544,6 +558,11 @@ pub fn oauth_error(code: ErrorCode) {
 /// Count a database error.
 pub fn database_error(kind: DbErrorKind) {
     metrics::counter!(DATABASE_ERRORS, "kind" => kind.as_str()).increment(1);
+}
+
+/// Count clients removed from memory to make room.
+pub fn registry_evicted(n: usize) {
+    metrics::counter!(REGISTRY_EVICTED).increment(n as u64);
 }
 
 /// Count a failed registry refresh.

@@ -44,7 +44,47 @@ pub const MAX_WAITING_LOOKUPS: usize = 256;
 /// How long a look-up waits for a slot before the answer is 503 "retry" (never "unknown").
 pub const LOOKUP_WAIT: Duration = Duration::from_secs(1);
 
+/// Clients kept in memory by default (`--client-cache`): about 620 bytes each, so ~150 MiB when
+/// full. A registry up to this size is held whole; beyond it the server keeps this many and
+/// reads the others from the database when they call (see [`Registry`]).
+pub const DEFAULT_CLIENT_CACHE: usize = 250_000;
+
+/// How often, at most, discovery's `scopes_supported` is re-read from the database when not
+/// every client is in memory (and only after a change).
+const SCOPES_REREAD: Duration = Duration::from_secs(10);
+
+/// A client in memory, with the "used since the last eviction sweep" mark the sweep reads
+/// (second chance: a client used since is kept, its mark cleared).
+struct Cached {
+    client: Arc<Client>,
+    used: std::sync::atomic::AtomicBool,
+}
+
+impl Cached {
+    fn new(client: Arc<Client>) -> Self {
+        Self {
+            client,
+            used: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+/// Discovery's `scopes_supported` as last read from the database: at which revision, when.
+struct ScopesRead {
+    revision: i64,
+    at: Instant,
+    scopes: ScopeSet,
+}
+
 /// See the module documentation.
+///
+/// Clients are held in a bounded map (`--client-cache`, default [`DEFAULT_CLIENT_CACHE`]). A
+/// registry that fits is held whole (`complete`): every answer comes from memory, and the
+/// database is asked only for ids it does not hold (a client registered a moment ago). A larger
+/// one is held in part: the first `capacity` clients at start, then those that call; an id not
+/// in memory is read from the database (bounded look-ups, as for a new client) and kept,
+/// evicting clients not used since the last sweep. What needs every client (discovery's
+/// `scopes_supported`, the expiry gauges) is then read from the database instead.
 pub struct Registry {
     store: Store,
     master: MasterKey,
@@ -54,9 +94,18 @@ pub struct Registry {
     /// the last one (the audit trail records each change's revision and client), and a
     /// look-up adds a client registered a moment ago. A map updated in place, not a copied
     /// snapshot, so one change costs a few map operations however many clients there are.
-    clients: RwLock<HashMap<ClientId, Arc<Client>>>,
+    clients: RwLock<HashMap<ClientId, Cached>>,
+    /// Most clients held in memory.
+    capacity: usize,
+    /// Whether the map holds every client (it did at load and nothing has been evicted since).
+    complete: std::sync::atomic::AtomicBool,
+    /// Moves when a refresh is about to apply changes, so a look-up whose read may predate a
+    /// change it did not see is not kept (see [`Registry::lookup`]).
+    change_seq: AtomicU64,
+    /// `scopes_supported` as last read from the database (used when not `complete`).
+    scopes_read: tokio::sync::Mutex<Option<ScopesRead>>,
     /// How many enabled clients allow each scope (discovery's `scopes_supported`), kept with
-    /// the map so discovery does not walk every client.
+    /// the map so discovery does not walk every client; consulted only while `complete`.
     scope_counts: std::sync::Mutex<HashMap<crate::oauth::Scope, usize>>,
     stored_keys: RwLock<Arc<Vec<StoredKey>>>,
     /// Workload identity federation trusts, as of the last reload.
@@ -88,15 +137,17 @@ pub struct Registry {
 pub struct Unavailable;
 
 impl Registry {
-    /// Load clients and keys, generating the first signing key (with `alg`) if the database has
-    /// none. Fails if the master key cannot open the stored keys.
+    /// Load clients (up to `capacity`) and keys, generating the first signing key (with `alg`)
+    /// if the database has none. Fails if the master key cannot open the stored keys.
     pub async fn load(
         store: Store,
         master: MasterKey,
         alg: Alg,
         clock: Clock,
         verifier: Arc<CredentialVerifier>,
+        capacity: usize,
     ) -> Result<Self, RegistryError> {
+        let capacity = capacity.max(1);
         let now = clock.now();
         let mut stored = store.load_keys().await?;
         if !stored.iter().any(|k| k.is_published(now)) {
@@ -115,7 +166,13 @@ impl Registry {
             );
         }
         let revision = store.revision().await?;
-        let clients = store.load_clients().await?;
+        let (clients, complete) = store.load_clients(capacity).await?;
+        if !complete {
+            tracing::info!(
+                held = clients.len(),
+                "more clients than --client-cache: the others are read from the database when they call"
+            );
+        }
         let trusts = store.load_trusts().await?;
         let api_keys = index_keys(store.load_api_keys().await?);
         Ok(Self {
@@ -128,6 +185,10 @@ impl Registry {
             verifier,
             scope_counts: std::sync::Mutex::new(count_scopes(clients.iter())),
             clients: RwLock::new(index(clients)),
+            capacity,
+            complete: std::sync::atomic::AtomicBool::new(complete),
+            change_seq: AtomicU64::new(0),
+            scopes_read: tokio::sync::Mutex::new(None),
             stored_keys: RwLock::new(Arc::new(stored)),
             ring: RwLock::new(Arc::new(ring)),
             revision: AtomicI64::new(revision),
@@ -140,27 +201,54 @@ impl Registry {
         })
     }
 
-    /// A client by id, as of the last refresh.
+    /// A client by id, if it is in memory (as of the last refresh).
     pub fn client(&self, id: &ClientId) -> Option<Arc<Client>> {
-        self.clients.read().ok().and_then(|m| m.get(id).cloned())
+        let map = self.clients.read().ok()?;
+        let cached = map.get(id)?;
+        // Read before written: a hot client's cache line is not written on every request.
+        if !cached.used.load(Ordering::Relaxed) {
+            cached.used.store(true, Ordering::Relaxed);
+        }
+        Some(cached.client.clone())
+    }
+
+    /// Whether every client is in memory (see [`Registry`]).
+    pub fn is_complete(&self) -> bool {
+        self.complete.load(Ordering::Acquire)
+    }
+
+    /// Clients in memory now.
+    pub fn cached_clients(&self) -> usize {
+        self.clients.read().map(|m| m.len()).unwrap_or(0)
     }
 
     /// Put `fresh` (or, with `None`, the client's removal) in the map, keeping the scope counts
-    /// and the credential cache in step. A look-up's copy never replaces a newer one.
-    fn apply(&self, id: &ClientId, fresh: Option<Arc<Client>>, from_lookup: bool) {
+    /// and the credential cache in step. A look-up's copy never replaces a newer one, and is not
+    /// kept at all if a refresh began applying changes after the look-up's read began (`seq`):
+    /// its read may predate a change that refresh skipped as not in memory.
+    fn apply(&self, id: &ClientId, fresh: Option<Arc<Client>>, lookup_seq: Option<u64>) {
         let Ok(mut map) = self.clients.write() else {
             return;
         };
-        if from_lookup {
+        let from_lookup = lookup_seq.is_some();
+        if let Some(seq) = lookup_seq {
+            if self.change_seq.load(Ordering::Acquire) != seq {
+                return;
+            }
             if let (Some(new), Some(old)) = (&fresh, map.get(id)) {
-                if new.updated_at < old.updated_at {
+                if new.updated_at < old.client.updated_at {
                     return;
                 }
             }
         }
+        if fresh.is_some() && !map.contains_key(id) && map.len() >= self.capacity {
+            self.evict(&mut map);
+        }
         let old = match &fresh {
-            Some(c) => map.insert(id.clone(), c.clone()),
-            None => map.remove(id),
+            Some(c) => map
+                .insert(id.clone(), Cached::new(c.clone()))
+                .map(|e| e.client),
+            None => map.remove(id).map(|e| e.client),
         };
         drop(map);
         if let Ok(mut counts) = self.scope_counts.lock() {
@@ -180,10 +268,45 @@ impl Registry {
                 }
             }
         }
-        let unchanged = matches!((&old, &fresh), (Some(a), Some(b)) if a.updated_at == b.updated_at && a.secrets.len() == b.secrets.len());
+        // A look-up of a client not in memory brings no change (its cached credentials are
+        // checked against the record it brings); anything else that differs does.
+        let unchanged = match (&old, &fresh) {
+            (Some(a), Some(b)) => {
+                a.updated_at == b.updated_at && a.secrets.len() == b.secrets.len()
+            }
+            (None, Some(_)) => from_lookup,
+            _ => false,
+        };
         if !unchanged {
             self.verifier.forget_client(id);
         }
+    }
+
+    /// Make room in a full map: one sweep removes clients not used since the previous sweep
+    /// (clearing the mark of those kept) until a twentieth of the capacity is free, a second
+    /// sweep if every client had been used. The map is no longer the whole registry after.
+    fn evict(&self, map: &mut HashMap<ClientId, Cached>) {
+        let target = self.capacity - (self.capacity / 20).max(1);
+        let before = map.len();
+        for _ in 0..2 {
+            let mut excess = map.len().saturating_sub(target);
+            if excess == 0 {
+                break;
+            }
+            map.retain(|_, e| {
+                if excess == 0 {
+                    return true;
+                }
+                if e.used.swap(false, Ordering::Relaxed) {
+                    true
+                } else {
+                    excess -= 1;
+                    false
+                }
+            });
+        }
+        self.complete.store(false, Ordering::Release);
+        crate::metrics::registry_evicted(before - map.len());
     }
 
     /// A client by id: from memory, or, if the id is not there, from the database, so that a
@@ -228,6 +351,7 @@ impl Registry {
     /// Read one client from the database into memory, in a look-up slot.
     async fn lookup(&self, id: &ClientId) -> Result<Option<Arc<Client>>, Unavailable> {
         let _permit = self.lookup_slot().await?;
+        let seq = self.change_seq.load(Ordering::Acquire);
         let lookup = tokio::time::timeout(Duration::from_secs(2), self.store.get_client(id));
         let client = match lookup.await {
             Ok(Ok(Some(c))) => Arc::new(c),
@@ -238,7 +362,7 @@ impl Registry {
                 return Err(Unavailable);
             }
         };
-        self.apply(id, Some(client.clone()), true);
+        self.apply(id, Some(client.clone()), Some(seq));
         Ok(Some(client))
     }
 
@@ -294,19 +418,71 @@ impl Registry {
     pub fn clients_snapshot(&self) -> Vec<Arc<Client>> {
         self.clients
             .read()
-            .map(|m| m.values().cloned().collect())
+            .map(|m| m.values().map(|e| e.client.clone()).collect())
             .unwrap_or_default()
     }
 
-    /// The union of the enabled clients' scopes (discovery's `scopes_supported`).
-    pub fn scopes_supported(&self) -> ScopeSet {
-        let mut all = ScopeSet::default();
-        if let Ok(counts) = self.scope_counts.lock() {
-            for s in counts.keys() {
-                all.insert(s.clone());
+    /// Expiring credentials still usable at `now`, read from the database (for the expiry
+    /// gauges when not every client is in memory): enabled clients with an end, and secret
+    /// clients all of whose usable secrets end (the last end).
+    pub async fn credential_expiries(
+        &self,
+        now: i64,
+    ) -> Result<(Vec<(ClientId, i64)>, Vec<(ClientId, i64)>), Unavailable> {
+        let read =
+            tokio::time::timeout(Duration::from_secs(5), self.store.credential_expiries(now));
+        let Ok(Ok((clients, secrets))) = read.await else {
+            return Err(Unavailable);
+        };
+        let ids = |v: Vec<(String, i64)>| {
+            v.into_iter()
+                .filter_map(|(id, at)| ClientId::parse(&id).map(|id| (id, at)))
+                .collect()
+        };
+        Ok((ids(clients), ids(secrets)))
+    }
+
+    /// The union of the enabled clients' scopes (discovery's `scopes_supported`): from memory
+    /// when every client is there, otherwise read from the database after a change, at most
+    /// every [`SCOPES_REREAD`] (the last answer stands in between, and while the database
+    /// cannot be asked).
+    pub async fn scopes_supported(&self) -> ScopeSet {
+        if self.is_complete() {
+            let mut all = ScopeSet::default();
+            if let Ok(counts) = self.scope_counts.lock() {
+                for s in counts.keys() {
+                    all.insert(s.clone());
+                }
+            }
+            return all;
+        }
+        let revision = self.revision.load(Ordering::Acquire);
+        let mut read = self.scopes_read.lock().await;
+        if let Some(r) = read.as_ref() {
+            if r.revision == revision || r.at.elapsed() < SCOPES_REREAD {
+                return r.scopes.clone();
             }
         }
-        all
+        let query = tokio::time::timeout(LOOKUP_WAIT * 2, self.store.scopes_in_use());
+        match query.await {
+            Ok(Ok(lists)) => {
+                let mut all = ScopeSet::default();
+                for list in &lists {
+                    if let Ok(set) = ScopeSet::parse(list) {
+                        for s in set.iter() {
+                            all.insert(s.clone());
+                        }
+                    }
+                }
+                *read = Some(ScopesRead {
+                    revision,
+                    at: Instant::now(),
+                    scopes: all.clone(),
+                });
+                all
+            }
+            _ => read.as_ref().map(|r| r.scopes.clone()).unwrap_or_default(),
+        }
     }
 
     /// Whether the database answers within `limit` (readiness).
@@ -331,10 +507,19 @@ impl Registry {
         if changed {
             // Only the clients changed since the last refresh (each change's audit record
             // names its revision and client), re-read one by one; a client gone is removed.
+            // A client not in memory (when the map is not the whole registry) is not read:
+            // it is read when it next calls. Its cached credentials are forgotten all the same.
+            self.change_seq.fetch_add(1, Ordering::AcqRel);
             let since = self.revision.load(Ordering::Acquire);
             for id in self.store.clients_changed_since(since).await? {
-                let fresh = self.store.get_client(&id).await?.map(Arc::new);
-                self.apply(&id, fresh, false);
+                let held =
+                    self.is_complete() || self.clients.read().is_ok_and(|m| m.contains_key(&id));
+                if held {
+                    let fresh = self.store.get_client(&id).await?.map(Arc::new);
+                    self.apply(&id, fresh, None);
+                } else {
+                    self.verifier.forget_client(&id);
+                }
             }
             let keys = self.store.load_keys().await?;
             if let Ok(mut w) = self.stored_keys.write() {
@@ -525,10 +710,10 @@ fn count_scopes<'a>(
     counts
 }
 
-fn index(clients: Vec<Client>) -> HashMap<ClientId, Arc<Client>> {
+fn index(clients: Vec<Client>) -> HashMap<ClientId, Cached> {
     clients
         .into_iter()
-        .map(|c| (c.id.clone(), Arc::new(c)))
+        .map(|c| (c.id.clone(), Cached::new(Arc::new(c))))
         .collect()
 }
 

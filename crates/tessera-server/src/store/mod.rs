@@ -231,9 +231,30 @@ impl Store {
         dispatch!(self, s => s.revision().await)
     }
 
-    /// Every client with its secrets.
-    pub async fn load_clients(&self) -> Result<Vec<Client>, StoreError> {
-        dispatch!(self, s => s.load_clients().await)
+    /// Up to `limit` clients (the first by id) with their secrets, and whether that was every
+    /// client.
+    pub async fn load_clients(&self, limit: usize) -> Result<(Vec<Client>, bool), StoreError> {
+        dispatch!(self, s => s.load_clients(limit).await)
+    }
+
+    /// The longest access-token lifetime of any client, in seconds (`None` without clients).
+    pub async fn longest_token_ttl(&self) -> Result<Option<i64>, StoreError> {
+        dispatch!(self, s => s.longest_token_ttl().await)
+    }
+
+    /// The distinct scope strings of the enabled clients (discovery's `scopes_supported` when
+    /// not every client is in memory).
+    pub async fn scopes_in_use(&self) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, s => s.scopes_in_use().await)
+    }
+
+    /// Expiring credentials still usable at `now`: enabled clients with an end (id, end), and
+    /// secret clients all of whose usable secrets end (id, the last end).
+    pub async fn credential_expiries(
+        &self,
+        now: i64,
+    ) -> Result<(Vec<(String, i64)>, Vec<(String, i64)>), StoreError> {
+        dispatch!(self, s => s.credential_expiries(now).await)
     }
 
     /// The clients changed (created, updated, deleted, given or losing a secret, a trust)

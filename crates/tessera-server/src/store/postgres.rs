@@ -57,6 +57,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "admin_api",
         include_str!("../../../../migrations/postgres/0009_admin_api.sql"),
     ),
+    (
+        10,
+        "client_cache",
+        include_str!("../../../../migrations/postgres/0010_client_cache.sql"),
+    ),
 ];
 
 /// The channel on which every change is announced (`NOTIFY`), so replicas reload at once

@@ -128,19 +128,31 @@ where
             .await?)
     }
 
-    pub(crate) async fn load_clients(&self) -> Result<Vec<Client>, StoreError> {
+    pub(crate) async fn load_clients(
+        &self,
+        limit: usize,
+    ) -> Result<(Vec<Client>, bool), StoreError> {
         // One transaction, so clients and secrets are from the same moment. Rows are streamed,
         // never all held at once (a million clients would otherwise mean two million rows in
         // memory beside the clients); each secret finds its client by binary search on the
-        // clients sorted by id (byte order, whatever the database's collation).
+        // clients sorted by id (byte order, whatever the database's collation). At most
+        // `limit` clients, the first by id; one more row tells whether that was all of them.
         let mut tx = self.pool.begin().await?;
         let mut clients: Vec<Client> = Vec::new();
+        let mut complete = true;
         {
             // Clients with the same scopes share one copy of them.
             let mut scope_sets: std::collections::HashSet<crate::oauth::ScopeSet> =
                 std::collections::HashSet::new();
-            let mut rows = sqlx::query("SELECT * FROM clients").fetch(&mut *tx);
+            let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+            let mut rows = sqlx::query("SELECT * FROM clients ORDER BY id LIMIT $1")
+                .bind(fetch)
+                .fetch(&mut *tx);
             while let Some(row) = next_row(&mut rows).await {
+                if clients.len() == limit {
+                    complete = false;
+                    break;
+                }
                 let mut c = Self::client_from_row(&row?)?;
                 match scope_sets.get(&c.scopes) {
                     Some(shared) => c.scopes = shared.clone(),
@@ -151,10 +163,25 @@ where
                 clients.push(c);
             }
         }
+        // The range of ids read, in the database's own order (its collation), for the secrets.
+        let range = match (clients.first(), clients.last()) {
+            (Some(a), Some(b)) if !complete => {
+                Some((a.id.as_str().to_owned(), b.id.as_str().to_owned()))
+            }
+            _ => None,
+        };
         clients.sort_unstable_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
         {
-            let mut rows =
-                sqlx::query("SELECT * FROM client_secrets ORDER BY created_at, id").fetch(&mut *tx);
+            let query = match &range {
+                Some((first, last)) => sqlx::query(
+                    "SELECT * FROM client_secrets WHERE client_id >= $1 AND client_id <= $2 \
+                     ORDER BY created_at, id",
+                )
+                .bind(first.as_str())
+                .bind(last.as_str()),
+                None => sqlx::query("SELECT * FROM client_secrets ORDER BY created_at, id"),
+            };
+            let mut rows = query.fetch(&mut *tx);
             while let Some(row) = next_row(&mut rows).await {
                 let row = row?;
                 let client_id: String = row.try_get("client_id")?;
@@ -168,7 +195,61 @@ where
         for c in &mut clients {
             c.secrets.shrink_to_fit();
         }
-        Ok(clients)
+        Ok((clients, complete))
+    }
+
+    pub(crate) async fn longest_token_ttl(&self) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT MAX(token_ttl) AS ttl FROM clients")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>("ttl")?)
+    }
+
+    pub(crate) async fn scopes_in_use(&self) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT scopes FROM clients WHERE enabled = $1")
+                .bind(true)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    pub(crate) async fn credential_expiries(
+        &self,
+        now: i64,
+    ) -> Result<(Vec<(String, i64)>, Vec<(String, i64)>), StoreError> {
+        // Both read through partial indexes on `expires_at` (migration 0010), so the cost
+        // follows the number of expiring credentials, not of clients.
+        let clients = sqlx::query(
+            "SELECT id, expires_at FROM clients \
+             WHERE expires_at IS NOT NULL AND expires_at > $1 AND enabled = $2",
+        )
+        .bind(now)
+        .bind(true)
+        .fetch_all(&self.pool)
+        .await?;
+        // A secret client's last usable secret's end; none when any usable secret never
+        // expires (as `metrics::expiry`).
+        let secrets = sqlx::query(
+            "SELECT s.client_id AS id, MAX(s.expires_at) AS expires_at FROM client_secrets s \
+             JOIN clients c ON c.id = s.client_id \
+             WHERE s.client_id IN (SELECT client_id FROM client_secrets \
+                                   WHERE expires_at IS NOT NULL AND expires_at > $1 AND revoked_at IS NULL) \
+               AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > $1) \
+               AND c.enabled = $2 AND c.auth_method = 'client_secret' \
+               AND (c.expires_at IS NULL OR c.expires_at > $1) \
+             GROUP BY s.client_id HAVING COUNT(*) = COUNT(s.expires_at)",
+        )
+        .bind(now)
+        .bind(true)
+        .fetch_all(&self.pool)
+        .await?;
+        let pairs = |rows: Vec<DB::Row>| -> Result<Vec<(String, i64)>, StoreError> {
+            rows.iter()
+                .map(|r| Ok((r.try_get("id")?, r.try_get("expires_at")?)))
+                .collect()
+        };
+        Ok((pairs(clients)?, pairs(secrets)?))
     }
 
     pub(crate) async fn list_clients_page(

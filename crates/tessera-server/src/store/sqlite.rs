@@ -55,6 +55,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "admin_api",
         include_str!("../../../../migrations/sqlite/0009_admin_api.sql"),
     ),
+    (
+        10,
+        "client_cache",
+        include_str!("../../../../migrations/sqlite/0010_client_cache.sql"),
+    ),
 ];
 
 /// SQLite store.
