@@ -481,7 +481,17 @@ impl Registry {
                 });
                 all
             }
-            _ => read.as_ref().map(|r| r.scopes.clone()).unwrap_or_default(),
+            _ => {
+                // The last answer stands, and the next try waits as long as a re-read would:
+                // discovery requests during an outage do not queue on the database one by one.
+                let last = read.as_ref().map(|r| r.scopes.clone()).unwrap_or_default();
+                *read = Some(ScopesRead {
+                    revision: read.as_ref().map_or(i64::MIN, |r| r.revision),
+                    at: Instant::now(),
+                    scopes: last.clone(),
+                });
+                last
+            }
         }
     }
 
