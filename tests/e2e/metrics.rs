@@ -185,6 +185,36 @@ fn unix_now() -> i64 {
         .as_secs() as i64
 }
 
+/// A client that expires in three days, and one (returned) whose last secret expires in
+/// twelve hours.
+fn expiring_credentials(env: &TestEnv) -> TestClient {
+    let now = unix_now();
+    env.create_client(&[
+        "--name",
+        "leaving",
+        "--scope",
+        "s2s:internal",
+        "--expires-at",
+        &(now + 3 * 86_400).to_string(),
+    ]);
+    let rotating = env.create_client(&["--name", "rotating", "--scope", "s2s:internal"]);
+    let out = env.cli(&[
+        "client",
+        "rotate-secret",
+        &rotating.id,
+        "--grace",
+        "0s",
+        "--expires-at",
+        &(now + 12 * 3_600).to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rotating
+}
+
 const TOKENS_ISSUED: &str = "tessera_tokens_issued_total";
 const AUTH_FAILURES: &str = "tessera_client_auth_failures_total";
 const OAUTH_ERRORS: &str = "tessera_oauth_errors_total";
@@ -201,18 +231,8 @@ both_backends! {
 async fn metrics_count_what_the_test_did(env) {
     let server = env.start(&["--metrics-listen", "127.0.0.1:0", "--signing-alg", "ES256"]);
     let c = env.create_client(&["--name", "metered", "--scope", "s2s:internal"]);
-    // A client that expires in three days, and one whose last secret expires in twelve hours.
     let now = unix_now();
-    env.create_client(&[
-        "--name", "leaving", "--scope", "s2s:internal",
-        "--expires-at", &(now + 3 * 86_400).to_string(),
-    ]);
-    let rotating = env.create_client(&["--name", "rotating", "--scope", "s2s:internal"]);
-    let out = env.cli(&[
-        "client", "rotate-secret", &rotating.id, "--grace", "0s",
-        "--expires-at", &(now + 12 * 3_600).to_string(),
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    expiring_credentials(&env);
 
     const N: usize = 4;
     const M: usize = 3;
@@ -347,18 +367,8 @@ async fn per_client_series_are_opt_in(env) {
 /// the clients in memory), so a client that has not called since start is still counted; the
 /// registry gauges say how many clients are held and how many were evicted.
 async fn expiry_gauges_beyond_the_client_cache(env) {
-    let now = unix_now();
     // The cache holds 2 of 8 clients, and these two never call.
-    env.create_client(&[
-        "--name", "leaving", "--scope", "s2s:internal",
-        "--expires-at", &(now + 3 * 86_400).to_string(),
-    ]);
-    let rotating = env.create_client(&["--name", "rotating", "--scope", "s2s:internal"]);
-    let out = env.cli(&[
-        "client", "rotate-secret", &rotating.id, "--grace", "0s",
-        "--expires-at", &(now + 12 * 3_600).to_string(),
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rotating = expiring_credentials(&env);
     let mut callers = Vec::new();
     for i in 0..6 {
         callers.push(env.create_client(&["--name", &format!("caller{i}"), "--scope", "s2s:internal"]));
