@@ -49,7 +49,7 @@ async fn render(State(scrape): State<Arc<Scrape>>) -> Response {
     };
     // A scrape walks the registry for the expiry gauges (100k clients: milliseconds): on the
     // blocking pool, not on a worker that serves token requests.
-    match tokio::task::spawn_blocking(move || scrape.render_at(now, expiries)).await {
+    match tokio::task::spawn_blocking(move || scrape.render(now, expiries)).await {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,
@@ -102,13 +102,9 @@ impl Scrape {
         }
     }
 
-    /// The Prometheus text exposition of every series, state gauges as of now.
-    pub fn render(&self) -> String {
-        self.render_at(self.clock.now(), Expiries::InMemory)
-    }
-
-    /// [`Scrape::render`] at `now`, with the expiring credentials from `expiries`.
-    pub fn render_at(&self, now: i64, expiries: Expiries) -> String {
+    /// The Prometheus text exposition of every series, state gauges as of `now`, the expiry
+    /// gauges from `expiries`.
+    pub fn render(&self, now: i64, expiries: Expiries) -> String {
         self.observe_services();
         self.observe_keys(now);
         match expiries {
