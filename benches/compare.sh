@@ -12,10 +12,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BEFORE=$1 AFTER=$2 CEIL=$3 ROUNDS=${4:-3} SECS=${5:-8}
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
 
 # shellcheck source=benches/lib.sh
 . benches/lib.sh

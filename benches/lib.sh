@@ -1,5 +1,11 @@
-# Shared by the bench scripts: start a server whose first stdout line says where it listens.
-# Callers set WORK (a scratch directory) and PIDS (an array of processes to stop at exit).
+# Shared by the bench scripts, sourced from the repository root. Sourcing it makes WORK (a
+# scratch directory) and PIDS (processes to stop), both cleaned up at exit, and defines
+# start_server: start a server whose first stdout line says where it listens.
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
 
 # start_server NAME CMD… → sets ADDR and PID
 start_server() {

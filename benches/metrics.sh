@@ -18,10 +18,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/release/tessera} ROUNDS=${2:-8} SECS=${3:-8} SCRAPE=${SCRAPE:-5}
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
 
 # shellcheck source=benches/lib.sh
 . benches/lib.sh

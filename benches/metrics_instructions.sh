@@ -18,10 +18,6 @@ cd "$(dirname "$0")/.."
 BIN=${1:-target/release/tessera} N=${2:-20000}
 command -v callgrind_control >/dev/null || { echo "valgrind is required (apt-get install valgrind)" >&2; exit 1; }
 BIN=$(realpath "$BIN")
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
 # shellcheck source=benches/lib.sh
 . benches/lib.sh
 

@@ -16,10 +16,6 @@ N="${1:-1000000}"
 SECS="${2:-10}"
 cargo build --release --quiet --bin tessera
 BIN=$PWD/target/release/tessera
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
 . benches/lib.sh
 
 rss_mib() { awk -v k="$2" '$1 == k":" {printf "%.0f", $2/1024}' "/proc/$1/status"; }

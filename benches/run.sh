@@ -20,10 +20,6 @@ cargo build --release --quiet --bin tessera
 cargo build --release --quiet -p tessera-server --example bench_ceiling
 BIN=target/release/tessera
 CEIL=target/release/examples/bench_ceiling
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
 
 # shellcheck source=benches/lib.sh
 . benches/lib.sh

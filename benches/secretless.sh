@@ -24,10 +24,6 @@ command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2;
 cargo build --release --quiet --bin tessera --example assertions
 BIN=target/release/tessera
 GEN=target/release/examples/assertions
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
 
 # shellcheck source=benches/lib.sh
 . benches/lib.sh

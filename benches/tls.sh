@@ -29,10 +29,6 @@ cargo build --release --quiet --bin tessera
 cargo build --release --quiet -p tessera-server --example tls_load
 BIN=target/release/tessera
 LOAD=target/release/examples/tls_load
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
 
 # shellcheck source=benches/lib.sh
 . benches/lib.sh
